@@ -1,0 +1,1 @@
+//! Fleet files and inventory (work in progress).

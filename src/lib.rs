@@ -1,0 +1,18 @@
+//! kbv3: Ansible tooling for the phase-3 Hetzner Cloud volume rebuild.
+//!
+//! Map of the crate:
+//! - [`hcloud`]: a blocking client for the volume part of the Hetzner Cloud API
+//!   (typed models, typed errors, retries, action waiting) and the naming and
+//!   label rules the API enforces.
+//! - [`sim`]: `hcloud-sim`, a stateful local simulator of that API: a pure
+//!   [`sim::world::World`] and a thin HTTP shell around it.
+//! - [`module`]: the `kbv3_volume` Ansible module: parse, observe, plan, apply.
+//! - [`fleet`]: the fleet files (`servers_v3.tsv`, role rules), the inventory
+//!   and the PH3-01 plan, snapshot and diff.
+//! - [`fsutil`]: small file helpers shared by the binaries (atomic writes).
+
+pub mod fleet;
+pub mod fsutil;
+pub mod hcloud;
+pub mod module;
+pub mod sim;

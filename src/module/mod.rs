@@ -1,0 +1,1 @@
+//! The kbv3_volume module (work in progress).

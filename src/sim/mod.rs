@@ -1,0 +1,55 @@
+//! `hcloud-sim`: a stateful local simulator of the Hetzner Cloud volume API.
+//!
+//! - [`world`]: the pure state machine, one function per API operation.
+//! - [`requests`]: request bodies → typed, validated inputs (422 on bad input).
+//! - [`query`]: pagination, sorting and label selectors.
+//! - [`seed`]: the seed file format and the state file.
+//! - [`faults`], [`ratelimit`]: injected failures and the request budget.
+//! - [`server`]: the HTTP shell: auth, routing, headers, logs.
+
+pub mod faults;
+pub mod query;
+pub mod ratelimit;
+pub mod requests;
+pub mod seed;
+pub mod server;
+pub mod world;
+
+use serde_json::{json, Value};
+
+/// An error answer of the simulator, in the API's envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
+impl SimError {
+    /// An error without details.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        SimError { status, code, message: message.into(), details: Value::Null }
+    }
+
+    /// A 422 `invalid_input` naming the field, in the details shape hcloud-go requires.
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        SimError {
+            status: 422,
+            code: "invalid_input",
+            message: format!("invalid input in field '{field}'"),
+            details: json!({ "fields": [{ "name": field, "messages": [problem] }] }),
+        }
+    }
+
+    /// A 404 `not_found` for a kind of object.
+    pub fn not_found(kind: &str) -> Self {
+        SimError::new(404, "not_found", format!("{kind} not found"))
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        json!({ "error": { "code": self.code, "message": self.message, "details": self.details } })
+    }
+}

@@ -1,0 +1,262 @@
+//! Query strings: form decoding, pagination, sorting and label selectors.
+
+use std::cmp::Ordering;
+
+use crate::hcloud::types::{Labels, Meta, Pagination};
+
+use super::SimError;
+
+/// Default page size of the API.
+const DEFAULT_PER_PAGE: u64 = 25;
+/// Largest page size of the API.
+const MAX_PER_PAGE: u64 = 50;
+
+/// A decoded query string; repeated keys keep every value in order.
+#[derive(Debug, Clone, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Decodes `a=1&b=x+y` (`+` is a space, as in forms).
+    pub fn parse(raw: &str) -> Query {
+        Query(form_urlencoded::parse(raw.as_bytes()).into_owned().collect())
+    }
+
+    /// The first value of a key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a key.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// `page` and `per_page`, validated; `per_page` above 50 is lowered to 50.
+    pub fn page(&self) -> Result<(u64, u64), SimError> {
+        let num = |key: &str, default: u64| match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| SimError::invalid_field(key, "must be a positive integer")),
+        };
+        Ok((num("page", 1)?, num("per_page", DEFAULT_PER_PAGE)?.min(MAX_PER_PAGE)))
+    }
+
+    /// The label selector, parsed, if any.
+    pub fn selector(&self) -> Result<Option<Selector>, SimError> {
+        self.get("label_selector").map(Selector::parse).transpose()
+    }
+
+    /// The `sort` keys, each checked against `allowed`: `(field, descending)`.
+    pub fn sort(&self, allowed: &[&str]) -> Result<Vec<(String, bool)>, SimError> {
+        self.all("sort")
+            .into_iter()
+            .map(|s| {
+                let (field, dir) = s.split_once(':').unwrap_or((s, "asc"));
+                if !allowed.contains(&field) || !matches!(dir, "asc" | "desc") {
+                    return Err(SimError::invalid_field(
+                        "sort",
+                        format!("'{s}' is not one of {} with an optional :asc or :desc", allowed.join(", ")),
+                    ));
+                }
+                Ok((field.to_string(), dir == "desc"))
+            })
+            .collect()
+    }
+}
+
+/// Sorts `items` by the given keys; `key` maps a field name to a comparable value.
+pub fn sort_by<T>(items: &mut [T], keys: &[(String, bool)], key: impl Fn(&T, &str) -> SortKey) {
+    items.sort_by(|a, b| {
+        keys.iter()
+            .map(|(field, desc)| {
+                let o = key(a, field).cmp(&key(b, field));
+                if *desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            })
+            .find(|o| *o != Ordering::Equal)
+            .unwrap_or(Ordering::Equal)
+    });
+}
+
+/// A value to sort on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SortKey {
+    Int(i64),
+    Text(String),
+}
+
+/// Cuts one page out of `items` and builds the six-key pagination meta.
+pub fn paginate<T>(items: Vec<T>, page: u64, per_page: u64) -> (Vec<T>, Meta) {
+    let total = items.len() as u64;
+    let last = total.div_ceil(per_page).max(1);
+    let start = ((page - 1) * per_page).min(total) as usize;
+    let slice: Vec<T> = items.into_iter().skip(start).take(per_page as usize).collect();
+    let meta = Meta {
+        pagination: Pagination {
+            page,
+            per_page,
+            previous_page: (page > 1).then(|| (page - 1).min(last)),
+            next_page: (page < last).then_some(page + 1),
+            last_page: Some(last),
+            total_entries: Some(total),
+        },
+    };
+    (slice, meta)
+}
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+    Absent(String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+}
+
+/// A parsed label selector: every requirement must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selector(Vec<Requirement>);
+
+impl Selector {
+    /// Parses `k==v`, `k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`,
+    /// joined by commas outside parentheses.
+    pub fn parse(text: &str) -> Result<Selector, SimError> {
+        let bad = |part: &str| SimError::invalid_field("label_selector", format!("cannot parse '{part}'"));
+        let mut reqs = Vec::new();
+        for part in split_outside_parens(text) {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(bad(text));
+            }
+            let req = if let Some((k, v)) = part.split_once("!=") {
+                Requirement::NotEquals(key(k).ok_or_else(|| bad(part))?, v.trim().to_string())
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                Requirement::Equals(key(k).ok_or_else(|| bad(part))?, v.trim().to_string())
+            } else if let Some(k) = part.strip_prefix('!') {
+                Requirement::Absent(key(k).ok_or_else(|| bad(part))?)
+            } else if let Some((k, set)) = set_expr(part, " notin ") {
+                Requirement::NotIn(key(k).ok_or_else(|| bad(part))?, set.ok_or_else(|| bad(part))?)
+            } else if let Some((k, set)) = set_expr(part, " in ") {
+                Requirement::In(key(k).ok_or_else(|| bad(part))?, set.ok_or_else(|| bad(part))?)
+            } else {
+                Requirement::Exists(key(part).ok_or_else(|| bad(part))?)
+            };
+            reqs.push(req);
+        }
+        Ok(Selector(reqs))
+    }
+
+    /// True when every requirement holds for these labels.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::Absent(k) => !labels.contains_key(k),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+        })
+    }
+}
+
+fn key(k: &str) -> Option<String> {
+    let k = k.trim();
+    (!k.is_empty() && !k.contains(|c: char| c.is_whitespace() || "!=(),".contains(c))).then(|| k.to_string())
+}
+
+fn set_expr<'a>(part: &'a str, op: &str) -> Option<(&'a str, Option<Vec<String>>)> {
+    let (k, rest) = part.split_once(op)?;
+    let inner = rest.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')'));
+    Some((k, inner.map(|i| i.split(',').map(|v| v.trim().to_string()).collect())))
+}
+
+fn split_outside_parens(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn selector_table() {
+        let prod = labels(&[("env", "prod"), ("role", "db")]);
+        let stage = labels(&[("env", "stage")]);
+        let none = labels(&[]);
+        let cases = [
+            ("env=prod", [true, false, false]),
+            ("env==prod", [true, false, false]),
+            ("env!=prod", [false, true, true]),
+            ("role", [true, false, false]),
+            ("!role", [false, true, true]),
+            ("env in (prod,stage)", [true, true, false]),
+            ("env notin (prod, qa)", [false, true, true]),
+            ("env=prod,role=db", [true, false, false]),
+            ("env in (prod,stage),!role", [false, true, false]),
+        ];
+        for (text, want) in cases {
+            let s = Selector::parse(text).unwrap();
+            let got = [s.matches(&prod), s.matches(&stage), s.matches(&none)];
+            assert_eq!(got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_selectors_are_invalid_input() {
+        for text in ["", "env=prod,", "a b", "env in prod", "=x"] {
+            let err = Selector::parse(text).unwrap_err();
+            assert_eq!((err.status, err.code), (422, "invalid_input"), "{text}");
+        }
+    }
+
+    #[test]
+    fn plus_decodes_to_space() {
+        let q = Query::parse("label_selector=env+in+%28prod%2Cstage%29&page=2");
+        assert_eq!(q.get("label_selector"), Some("env in (prod,stage)"));
+        assert_eq!(q.page().unwrap(), (2, 25));
+    }
+
+    #[test]
+    fn pagination_meta() {
+        let (items, meta) = paginate((1..=7).collect(), 2, 3);
+        assert_eq!(items, vec![4, 5, 6]);
+        let p = meta.pagination;
+        assert_eq!((p.previous_page, p.next_page, p.last_page, p.total_entries), (Some(1), Some(3), Some(3), Some(7)));
+        let (items, meta) = paginate(Vec::<i32>::new(), 1, 25);
+        assert!(items.is_empty());
+        assert_eq!((meta.pagination.last_page, meta.pagination.next_page), (Some(1), None));
+    }
+
+    #[test]
+    fn sort_keys_are_checked() {
+        let q = Query::parse("sort=name:desc&sort=id");
+        assert_eq!(q.sort(&["id", "name"]).unwrap(), vec![("name".into(), true), ("id".into(), false)]);
+        assert!(Query::parse("sort=size").sort(&["id"]).is_err());
+    }
+}

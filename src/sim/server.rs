@@ -1,0 +1,503 @@
+//! The simulator's HTTP shell: bearer auth, rate limit, fault injection,
+//! routing to [`World`] operations, the API's headers, and the logs.
+//!
+//! One lock guards the world; an answer is never delayed while holding it
+//! (a stalled answer sleeps after the lock is released).
+
+use std::fs::File;
+use std::io::{LineWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::faults::{Fault, FaultSpec, Faults};
+use super::query::{paginate, sort_by, Query, SortKey};
+use super::ratelimit::{Budget, RateLimiter};
+use super::requests;
+use super::seed::{load_state, save_state, Seed};
+use super::world::{SimAction, World};
+use super::SimError;
+
+/// How to run the simulator (the command-line options of `hcloud-sim`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen: String,
+    pub token: String,
+    pub seed: PathBuf,
+    pub state: Option<PathBuf>,
+    pub action_ms: u64,
+    pub rate_limit: u64,
+    pub rate_window_ms: u64,
+    pub faults: FaultSpec,
+    pub fault_seed: u64,
+    pub stall_ms: u64,
+    pub request_log: Option<PathBuf>,
+    pub response_log: Option<PathBuf>,
+}
+
+/// A running simulator's shared state.
+struct Sim {
+    opts: Options,
+    world: Mutex<World>,
+    faults: Mutex<Faults>,
+    limiter: Mutex<RateLimiter>,
+    request_log: Option<Mutex<LineWriter<File>>>,
+    response_log: Option<Mutex<LineWriter<File>>>,
+}
+
+/// One answer, before it is sent.
+struct Answer {
+    status: u16,
+    body: Body,
+    route: &'static str,
+    budget: Option<Budget>,
+    fault: Option<Fault>,
+}
+
+enum Body {
+    Json(Value),
+    Empty,
+    Html(&'static str),
+}
+
+const WORKERS: usize = 16;
+
+/// Starts the simulator, prints its endpoint URL as the first line on
+/// stdout, and serves until SIGTERM or SIGINT. Then saves the state (with
+/// `--state`) and returns.
+pub fn run(opts: Options) -> Result<()> {
+    let world = match &opts.state {
+        Some(path) if path.exists() => load_state(path)?,
+        _ => Seed::load(&opts.seed)?.into_world(now_ms(), opts.action_ms)?,
+    };
+    let open_log = |p: &Option<PathBuf>| -> Result<Option<Mutex<LineWriter<File>>>> {
+        p.as_ref()
+            .map(|p| {
+                let f = File::options().create(true).append(true).open(p);
+                f.map(|f| Mutex::new(LineWriter::new(f))).with_context(|| format!("cannot open log {}", p.display()))
+            })
+            .transpose()
+    };
+    let http = tiny_http::Server::http(opts.listen.as_str())
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
+    let sim = Arc::new(Sim {
+        world: Mutex::new(world),
+        faults: Mutex::new(Faults::new(opts.faults.clone(), opts.fault_seed)),
+        limiter: Mutex::new(RateLimiter::new(opts.rate_limit, opts.rate_window_ms)),
+        request_log: open_log(&opts.request_log)?,
+        response_log: open_log(&opts.response_log)?,
+        opts,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
+    }
+    let addr = http.server_addr().to_ip().context("the listener has no IP address")?;
+    let http = Arc::new(http);
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (http, sim, stop) = (Arc::clone(&http), Arc::clone(&sim), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(Some(req)) = http.recv_timeout(Duration::from_millis(100)) {
+                        sim.handle(req);
+                    }
+                }
+            })
+        })
+        .collect();
+    println!("http://{addr}/v1");
+    std::io::stdout().flush().ok();
+    for w in workers {
+        w.join().ok();
+    }
+    sim.save()?;
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Sim {
+    fn save(&self) -> Result<()> {
+        match &self.opts.state {
+            Some(path) => save_state(path, &self.world.lock().expect("world lock")),
+            None => Ok(()),
+        }
+    }
+
+    fn handle(&self, mut req: tiny_http::Request) {
+        let started = Instant::now();
+        let method = req.method().as_str().to_string();
+        let url = req.url().to_string();
+        let (path, raw_query) = url.split_once('?').unwrap_or((&url, ""));
+        let mut body = String::new();
+        let read_ok = req.as_reader().read_to_string(&mut body).is_ok();
+        let auth = req
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .map(|h| h.value.as_str().to_string());
+        let answer = if read_ok {
+            self.answer(&method, path, raw_query, &body, auth.as_deref())
+        } else {
+            error_answer(SimError::new(400, "json_error", "request body is not UTF-8"), "", None)
+        };
+        if answer.fault == Some(Fault::Stall) {
+            std::thread::sleep(Duration::from_millis(self.opts.stall_ms));
+        }
+        let correlation_id = format!("{:016x}", rand::thread_rng().gen::<u64>());
+        let (bytes, content_type) = match &answer.body {
+            Body::Json(v) => (serde_json::to_vec(v).unwrap_or_default(), Some("application/json")),
+            Body::Empty => (Vec::new(), None),
+            Body::Html(h) => (h.as_bytes().to_vec(), Some("text/html")),
+        };
+        let mut response = tiny_http::Response::from_data(bytes).with_status_code(answer.status);
+        let mut headers = vec![("X-Correlation-Id", correlation_id)];
+        if let Some(ct) = content_type {
+            headers.push(("Content-Type", ct.to_string()));
+        }
+        if let Some(b) = answer.budget {
+            headers.push(("RateLimit-Limit", b.limit.to_string()));
+            headers.push(("RateLimit-Remaining", b.remaining.to_string()));
+            headers.push(("RateLimit-Reset", b.reset.to_string()));
+        }
+        for (k, v) in headers {
+            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                response.add_header(h);
+            }
+        }
+        // The client may have gone (a stalled answer); nothing to do then.
+        let _ = req.respond(response);
+        self.log(&method, path, raw_query, &answer, started.elapsed());
+    }
+
+    fn log(&self, method: &str, path: &str, query: &str, answer: &Answer, took: Duration) {
+        if let Some(log) = &self.request_log {
+            let line = json!({
+                "ts_ms": now_ms(),
+                "method": method,
+                "path": path,
+                "query": query,
+                "route": answer.route,
+                "status": answer.status,
+                "duration_ms": took.as_secs_f64() * 1000.0,
+                "fault": answer.fault.map(|f| format!("{f:?}")),
+            });
+            let _ = writeln!(log.lock().expect("log lock"), "{line}");
+        }
+        if let (Some(log), Body::Json(body)) = (&self.response_log, &answer.body) {
+            let line = json!({"method": method, "route": answer.route, "status": answer.status, "body": body});
+            let _ = writeln!(log.lock().expect("log lock"), "{line}");
+        }
+    }
+
+    fn answer(&self, method: &str, path: &str, raw_query: &str, body: &str, auth: Option<&str>) -> Answer {
+        let Some(rest) = path.strip_prefix("/v1") else {
+            return error_answer(SimError::not_found("route"), "", None);
+        };
+        let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        let route = route_of(&segments);
+        let authorized = auth == Some(format!("Bearer {}", self.opts.token).as_str());
+        let now = now_ms();
+        let key = if authorized { "token" } else { "anonymous" };
+        let budget = self.limiter.lock().expect("limiter lock").take(key, now);
+        if !authorized {
+            return error_answer(SimError::new(401, "unauthorized", "unable to authenticate"), route, Some(budget));
+        }
+        if !budget.allowed {
+            let e = SimError::new(429, "rate_limit_exceeded", "limit of requests per hour reached");
+            return error_answer(e, route, Some(budget));
+        }
+        let (fault, fail_action) = {
+            let mut faults = self.faults.lock().expect("faults lock");
+            (faults.draw_request(), faults.draw_action_failure())
+        };
+        if let Some(answer) = fault.and_then(|f| fault_answer(f, route, budget)) {
+            return answer;
+        }
+        let result = {
+            let mut world = self.world.lock().expect("world lock");
+            world.advance(now);
+            let result = dispatch(&mut world, method, route, &segments, &Query::parse(raw_query), body, now, fail_action);
+            if method != "GET" && result.is_ok() {
+                if let Some(path) = &self.opts.state {
+                    if let Err(e) = save_state(path, &world) {
+                        eprintln!("hcloud-sim: cannot save state: {e:#}");
+                    }
+                }
+            }
+            result
+        };
+        match result {
+            Ok((status, value)) => Answer {
+                status,
+                body: value.map_or(Body::Empty, Body::Json),
+                route,
+                budget: Some(budget),
+                fault,
+            },
+            Err(e) => Answer { fault, ..error_answer(e, route, Some(budget)) },
+        }
+    }
+}
+
+fn error_answer(e: SimError, route: &'static str, budget: Option<Budget>) -> Answer {
+    Answer { status: e.status, body: Body::Json(e.body()), route, budget, fault: None }
+}
+
+fn fault_answer(fault: Fault, route: &'static str, budget: Budget) -> Option<Answer> {
+    let e = match fault {
+        Fault::RateLimited => {
+            let b = Budget { remaining: 0, ..budget };
+            let e = SimError::new(429, "rate_limit_exceeded", "limit of requests per hour reached");
+            return Some(Answer { fault: Some(fault), ..error_answer(e, route, Some(b)) });
+        }
+        Fault::Conflict => SimError::new(409, "conflict", "the resource has changed during the request, please retry"),
+        Fault::BadGateway => SimError::new(502, "bad_gateway", "bad gateway"),
+        Fault::Unavailable => SimError::new(503, "unavailable", "service is currently not available"),
+        Fault::GatewayTimeout => SimError::new(504, "timeout", "the request could not be answered in time"),
+        Fault::NonJson500 => {
+            let html = "<html><body><h1>500 Internal Server Error</h1></body></html>";
+            return Some(Answer { status: 500, body: Body::Html(html), route, budget: Some(budget), fault: Some(fault) });
+        }
+        Fault::Stall => return None,
+    };
+    Some(Answer { fault: Some(fault), ..error_answer(e, route, Some(budget)) })
+}
+
+/// The OpenAPI path template a request's segments match ("" when none).
+fn route_of(segments: &[&str]) -> &'static str {
+    let numeric = |s: &str| s.parse::<i64>().is_ok();
+    match segments {
+        ["locations"] => "/locations",
+        ["locations", _] => "/locations/{id}",
+        ["servers"] => "/servers",
+        ["servers", _] => "/servers/{id}",
+        ["volumes"] => "/volumes",
+        ["volumes", "actions"] => "/volumes/actions",
+        ["volumes", "actions", _] => "/volumes/actions/{id}",
+        ["volumes", _] => "/volumes/{id}",
+        ["volumes", _, "actions"] => "/volumes/{id}/actions",
+        ["volumes", _, "actions", "attach"] => "/volumes/{id}/actions/attach",
+        ["volumes", _, "actions", "detach"] => "/volumes/{id}/actions/detach",
+        ["volumes", _, "actions", "resize"] => "/volumes/{id}/actions/resize",
+        ["volumes", _, "actions", "change_protection"] => "/volumes/{id}/actions/change_protection",
+        ["volumes", _, "actions", a] if numeric(a) => "/volumes/{id}/actions/{action_id}",
+        ["actions"] => "/actions",
+        ["actions", _] => "/actions/{id}",
+        _ => "",
+    }
+}
+
+type Outcome = Result<(u16, Option<Value>), SimError>;
+
+/// Runs one request against the world.
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    w: &mut World,
+    method: &str,
+    route: &str,
+    segments: &[&str],
+    q: &Query,
+    body: &str,
+    now: u64,
+    fail: bool,
+) -> Outcome {
+    let id = |i: usize| -> Result<i64, SimError> {
+        segments.get(i).and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| SimError::not_found("resource"))
+    };
+    let ok = |v: Value| Ok((200, Some(v)));
+    let created = |v: Value| Ok((201, Some(v)));
+    match (method, route) {
+        ("GET", "/locations") => {
+            let mut items: Vec<_> = w.locations.iter().filter(|l| q.get("name").is_none_or(|n| l.name == n)).cloned().collect();
+            let keys = q.sort(&["id", "name"])?;
+            sort_by(&mut items, &keys, |l, f| if f == "name" { SortKey::Text(l.name.clone()) } else { SortKey::Int(l.id) });
+            list(q, "locations", items)
+        }
+        ("GET", "/locations/{id}") => {
+            let id = id(1)?;
+            let l = w.locations.iter().find(|l| l.id == id).ok_or_else(|| SimError::not_found("location"))?;
+            ok(json!({ "location": l }))
+        }
+        ("GET", "/servers") => {
+            let selector = q.selector()?;
+            let statuses = q.all("status");
+            let mut items: Vec<_> = w
+                .servers
+                .values()
+                .filter(|s| q.get("name").is_none_or(|n| s.name == n))
+                .filter(|s| selector.as_ref().is_none_or(|sel| sel.matches(&s.labels)))
+                .filter(|s| statuses.is_empty() || statuses.contains(&s.status.as_str()))
+                .cloned()
+                .collect();
+            let keys = q.sort(&["id", "name", "created"])?;
+            sort_by(&mut items, &keys, |s, f| match f {
+                "name" => SortKey::Text(s.name.clone()),
+                "created" => SortKey::Text(s.created.clone()),
+                _ => SortKey::Int(s.id),
+            });
+            let rendered: Vec<Value> = items.iter().map(|s| w.render_server(s)).collect();
+            list(q, "servers", rendered)
+        }
+        ("GET", "/servers/{id}") => {
+            let s = w.servers.get(&id(1)?).ok_or_else(|| SimError::not_found("server"))?;
+            ok(json!({ "server": w.render_server(s) }))
+        }
+        ("GET", "/volumes") => {
+            let selector = q.selector()?;
+            let statuses = q.all("status");
+            if let Some(bad) = statuses.iter().find(|s| !matches!(**s, "creating" | "available")) {
+                return Err(SimError::invalid_field("status", format!("'{bad}' is not creating or available")));
+            }
+            let mut items: Vec<_> = w
+                .volumes
+                .values()
+                .filter(|v| q.get("name").is_none_or(|n| v.name == n))
+                .filter(|v| selector.as_ref().is_none_or(|sel| sel.matches(&v.labels)))
+                .filter(|v| statuses.is_empty() || statuses.contains(&v.status.as_str()))
+                .cloned()
+                .collect();
+            let keys = q.sort(&["id", "name", "created"])?;
+            sort_by(&mut items, &keys, |v, f| match f {
+                "name" => SortKey::Text(v.name.clone()),
+                "created" => SortKey::Text(v.created.clone()),
+                _ => SortKey::Int(v.id),
+            });
+            let rendered: Vec<_> = items.iter().map(|v| w.render_volume(v)).collect();
+            list(q, "volumes", rendered)
+        }
+        ("POST", "/volumes") => {
+            let req = requests::create_volume(&requests::parse_body(body)?)?;
+            let (volume, action, next) = w.create_volume(req, now, fail)?;
+            created(json!({ "volume": volume, "action": action, "next_actions": next }))
+        }
+        ("GET", "/volumes/{id}") => {
+            let v = w.volumes.get(&id(1)?).ok_or_else(|| SimError::not_found("volume"))?;
+            ok(json!({ "volume": w.render_volume(v) }))
+        }
+        ("PUT", "/volumes/{id}") => {
+            let req = requests::update_volume(&requests::parse_body(body)?)?;
+            ok(json!({ "volume": w.update_volume(id(1)?, req)? }))
+        }
+        ("DELETE", "/volumes/{id}") => w.delete_volume(id(1)?).map(|_| (204, None)),
+        ("POST", "/volumes/{id}/actions/attach") => {
+            let (server, _automount) = requests::attach(&requests::parse_body(body)?)?;
+            created(json!({ "action": w.attach_volume(id(1)?, server, now, fail)? }))
+        }
+        ("POST", "/volumes/{id}/actions/detach") => {
+            requests::parse_body(body)?;
+            created(json!({ "action": w.detach_volume(id(1)?, now, fail)? }))
+        }
+        ("POST", "/volumes/{id}/actions/resize") => {
+            let size = requests::resize(&requests::parse_body(body)?)?;
+            created(json!({ "action": w.resize_volume(id(1)?, size, now, fail)? }))
+        }
+        ("POST", "/volumes/{id}/actions/change_protection") => {
+            let delete = requests::protection(&requests::parse_body(body)?)?;
+            created(json!({ "action": w.change_protection(id(1)?, delete, now)? }))
+        }
+        ("GET", "/volumes/{id}/actions") => {
+            let vid = id(1)?;
+            if !w.volumes.contains_key(&vid) {
+                return Err(SimError::not_found("volume"));
+            }
+            actions_list(w, q, |a| touches(a, vid, "volume"))
+        }
+        ("GET", "/volumes/{id}/actions/{action_id}") => {
+            let (vid, aid) = (id(1)?, id(3)?);
+            let a = w.actions.get(&aid).filter(|a| touches(a, vid, "volume")).ok_or_else(|| SimError::not_found("action"))?;
+            ok(json!({ "action": w.render_action(a) }))
+        }
+        ("GET", "/volumes/actions") => {
+            let ids: Vec<i64> = q.all("id").iter().filter_map(|i| i.parse().ok()).collect();
+            actions_list(w, q, |a| is_volume_action(a) && (ids.is_empty() || ids.contains(&a.id)))
+        }
+        ("GET", "/volumes/actions/{id}") => {
+            let a = w.actions.get(&id(2)?).filter(|a| is_volume_action(a)).ok_or_else(|| SimError::not_found("action"))?;
+            ok(json!({ "action": w.render_action(a) }))
+        }
+        ("GET", "/actions") => {
+            let ids = q.all("id");
+            if ids.is_empty() {
+                return Err(SimError::new(410, "deprecated_api_endpoint", "listing actions without id was removed"));
+            }
+            let ids: Vec<i64> = ids
+                .iter()
+                .map(|i| i.parse().map_err(|_| SimError::invalid_field("id", format!("'{i}' is not an action id"))))
+                .collect::<Result<_, _>>()?;
+            actions_list(w, q, |a| ids.contains(&a.id))
+        }
+        ("GET", "/actions/{id}") => {
+            let a = w.actions.get(&id(1)?).ok_or_else(|| SimError::not_found("action"))?;
+            ok(json!({ "action": w.render_action(a) }))
+        }
+        (_, "") => Err(SimError::not_found("route")),
+        _ => Err(SimError::new(405, "method_not_allowed", format!("{method} is not allowed on {route}"))),
+    }
+}
+
+fn touches(a: &SimAction, id: i64, kind: &str) -> bool {
+    a.resources.iter().any(|(i, k)| *i == id && k == kind)
+}
+
+fn is_volume_action(a: &SimAction) -> bool {
+    a.resources.iter().any(|(_, k)| k == "volume")
+}
+
+fn actions_list(w: &World, q: &Query, keep: impl Fn(&SimAction) -> bool) -> Outcome {
+    let statuses = q.all("status");
+    if let Some(bad) = statuses.iter().find(|s| !matches!(**s, "running" | "success" | "error")) {
+        return Err(SimError::invalid_field("status", format!("'{bad}' is not running, success or error")));
+    }
+    let mut items: Vec<_> = w
+        .actions
+        .values()
+        .filter(|a| keep(a))
+        .map(|a| w.render_action(a))
+        .filter(|a| statuses.is_empty() || statuses.contains(&a.status.as_str()))
+        .collect();
+    let keys = q.sort(&["id", "command", "status", "started", "finished"])?;
+    sort_by(&mut items, &keys, |a, f| match f {
+        "command" => SortKey::Text(a.command.clone()),
+        "status" => SortKey::Text(a.status.clone()),
+        "started" => SortKey::Text(a.started.clone()),
+        "finished" => SortKey::Text(a.finished.clone().unwrap_or_default()),
+        _ => SortKey::Int(a.id),
+    });
+    list(q, "actions", items)
+}
+
+fn list<T: serde::Serialize>(q: &Query, key: &str, items: Vec<T>) -> Outcome {
+    let (page, per_page) = q.page()?;
+    let (items, meta) = paginate(items, page, per_page);
+    Ok((200, Some(json!({ key: items, "meta": meta }))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let cases = [
+            (vec!["volumes"], "/volumes"),
+            (vec!["volumes", "actions"], "/volumes/actions"),
+            (vec!["volumes", "12"], "/volumes/{id}"),
+            (vec!["volumes", "12", "actions", "7"], "/volumes/{id}/actions/{action_id}"),
+            (vec!["volumes", "12", "actions", "detach"], "/volumes/{id}/actions/detach"),
+            (vec!["volumes", "12", "actions", "explode"], ""),
+            (vec!["floating_ips"], ""),
+        ];
+        for (segments, want) in cases {
+            assert_eq!(route_of(&segments), want, "{segments:?}");
+        }
+    }
+}

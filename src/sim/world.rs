@@ -1,0 +1,690 @@
+//! The simulator's state and one pure function per API operation.
+//!
+//! Nothing here does I/O or reads the clock: every operation takes `now`
+//! (milliseconds since the Unix epoch) and whether a new action should fail
+//! (fault injection), so the state machine can be tested directly.
+//! Asynchronous actions run for `action_ms` and apply their effect when they
+//! finish ([`World::advance`]); while one runs, its volume (and, for attach and
+//! detach, its server) is `locked`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::hcloud::rules::MAX_VOLUMES_PER_SERVER;
+use crate::hcloud::types::{Action, ActionError, ActionResource, Labels, Location, Protection, Volume};
+
+use super::requests::{CreateVolume, Placement, UpdateVolume};
+use super::SimError;
+
+/// A server of the simulated project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimServer {
+    pub id: i64,
+    pub name: String,
+    pub location: String,
+    pub status: String,
+    pub created: String,
+    pub private_ip: Option<String>,
+    pub labels: Labels,
+    pub volumes: Vec<i64>,
+}
+
+/// A volume of the simulated project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimVolume {
+    pub id: i64,
+    pub name: String,
+    pub size: u32,
+    pub server: Option<i64>,
+    pub location: String,
+    pub labels: Labels,
+    pub format: Option<String>,
+    pub protected: bool,
+    pub created: String,
+    pub status: String,
+}
+
+/// What an action does to the world when it succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Effect {
+    Create { volume: i64 },
+    Attach { volume: i64, server: i64 },
+    Detach { volume: i64, server: i64 },
+    Resize { volume: i64, size: u32 },
+    Protect { volume: i64, delete: bool },
+}
+
+/// An action and its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimAction {
+    pub id: i64,
+    pub command: String,
+    pub effect: Effect,
+    pub resources: Vec<(i64, String)>,
+    pub started_ms: u64,
+    /// Runs only after this action has finished (the attach of a create with server).
+    pub after: Option<i64>,
+    pub will_fail: bool,
+    pub finished_ms: Option<u64>,
+    pub failed: bool,
+}
+
+/// The whole simulated project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct World {
+    pub locations: Vec<Location>,
+    pub servers: BTreeMap<i64, SimServer>,
+    pub volumes: BTreeMap<i64, SimVolume>,
+    pub actions: BTreeMap<i64, SimAction>,
+    pub next_volume_id: i64,
+    pub next_action_id: i64,
+    /// How long an asynchronous action runs.
+    pub action_ms: u64,
+}
+
+/// An effect that was applied, reported so an I/O layer can mirror it.
+pub type Applied = Effect;
+
+impl World {
+    // ---- time ------------------------------------------------------------------
+
+    /// Finishes every action whose time has come, in id order, applying the
+    /// effects of those that succeed. Returns the applied effects.
+    pub fn advance(&mut self, now: u64) -> Vec<Applied> {
+        let mut applied = Vec::new();
+        loop {
+            let due = self.actions.values().filter(|a| a.finished_ms.is_none()).find_map(|a| {
+                let start = self.start_of(a)?;
+                (start + self.action_ms <= now).then_some((a.id, start + self.action_ms))
+            });
+            let Some((id, at)) = due else { return applied };
+            let (effect, will_fail, after) = {
+                let a = &self.actions[&id];
+                (a.effect, a.will_fail, a.after)
+            };
+            let prerequisite_failed = after.is_some_and(|p| self.actions.get(&p).is_some_and(|p| p.failed));
+            let failed = will_fail || prerequisite_failed || !self.effect_possible(effect);
+            if let Some(a) = self.actions.get_mut(&id) {
+                a.finished_ms = Some(at);
+                a.failed = failed;
+            }
+            if failed {
+                if let Effect::Create { volume } = effect {
+                    self.volumes.remove(&volume);
+                }
+            } else {
+                self.apply(effect);
+                applied.push(effect);
+            }
+        }
+    }
+
+    /// When an action starts running: its own start, or when its prerequisite finished.
+    fn start_of(&self, a: &SimAction) -> Option<u64> {
+        match a.after {
+            None => Some(a.started_ms),
+            Some(p) => self.actions.get(&p).and_then(|p| p.finished_ms).map(|f| f.max(a.started_ms)),
+        }
+    }
+
+    fn effect_possible(&self, effect: Effect) -> bool {
+        match effect {
+            Effect::Attach { volume, server } => self.volumes.get(&volume).is_some_and(|v| v.server.is_none())
+                && self.servers.get(&server).is_some_and(|s| s.volumes.len() < MAX_VOLUMES_PER_SERVER),
+            Effect::Create { volume }
+            | Effect::Detach { volume, .. }
+            | Effect::Resize { volume, .. }
+            | Effect::Protect { volume, .. } => self.volumes.contains_key(&volume),
+        }
+    }
+
+    fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::Create { volume } => {
+                if let Some(v) = self.volumes.get_mut(&volume) {
+                    v.status = "available".into();
+                }
+            }
+            Effect::Attach { volume, server } => {
+                if let Some(v) = self.volumes.get_mut(&volume) {
+                    v.server = Some(server);
+                }
+                if let Some(s) = self.servers.get_mut(&server) {
+                    s.volumes.push(volume);
+                }
+            }
+            Effect::Detach { volume, server } => {
+                if let Some(v) = self.volumes.get_mut(&volume) {
+                    v.server = None;
+                }
+                if let Some(s) = self.servers.get_mut(&server) {
+                    s.volumes.retain(|id| *id != volume);
+                }
+            }
+            Effect::Resize { volume, size } => {
+                if let Some(v) = self.volumes.get_mut(&volume) {
+                    v.size = size;
+                }
+            }
+            Effect::Protect { volume, delete } => {
+                if let Some(v) = self.volumes.get_mut(&volume) {
+                    v.protected = delete;
+                }
+            }
+        }
+    }
+
+    fn volume_locked(&self, volume: i64) -> bool {
+        self.running().any(|a| a.resources.iter().any(|(id, kind)| *id == volume && kind == "volume"))
+    }
+
+    fn server_locked(&self, server: i64) -> bool {
+        self.running().any(|a| {
+            matches!(a.effect, Effect::Attach { .. } | Effect::Detach { .. })
+                && a.resources.iter().any(|(id, kind)| *id == server && kind == "server")
+        })
+    }
+
+    fn running(&self) -> impl Iterator<Item = &SimAction> {
+        self.actions.values().filter(|a| a.finished_ms.is_none())
+    }
+
+    fn start_action(&mut self, command: &str, effect: Effect, resources: Vec<(i64, &str)>, now: u64, fail: bool) -> i64 {
+        let id = self.next_action_id;
+        self.next_action_id += 1;
+        let resources = resources.into_iter().map(|(i, k)| (i, k.to_string())).collect();
+        let action = SimAction {
+            id,
+            command: command.into(),
+            effect,
+            resources,
+            started_ms: now,
+            after: None,
+            will_fail: fail,
+            finished_ms: None,
+            failed: false,
+        };
+        self.actions.insert(id, action);
+        id
+    }
+
+    // ---- lookups ---------------------------------------------------------------
+
+    /// A location by id or name.
+    pub fn location(&self, id_or_name: &str) -> Option<&Location> {
+        self.locations.iter().find(|l| l.name == id_or_name || l.id.to_string() == id_or_name)
+    }
+
+    fn volume(&self, id: i64) -> Result<&SimVolume, SimError> {
+        self.volumes.get(&id).ok_or_else(|| SimError::not_found("volume"))
+    }
+
+    fn server(&self, id: i64) -> Result<&SimServer, SimError> {
+        self.servers.get(&id).ok_or_else(|| SimError::not_found("server"))
+    }
+
+    // ---- rendering -------------------------------------------------------------
+
+    /// A volume in the API's shape.
+    pub fn render_volume(&self, v: &SimVolume) -> Volume {
+        Volume {
+            id: v.id,
+            created: v.created.clone(),
+            name: v.name.clone(),
+            server: v.server,
+            location: self.location(&v.location).cloned().unwrap_or_else(|| unknown_location(&v.location)),
+            size: v.size,
+            linux_device: format!("/dev/disk/by-id/scsi-0HC_Volume_{}", v.id),
+            protection: Protection { delete: v.protected },
+            labels: v.labels.clone(),
+            status: v.status.clone(),
+            format: v.format.clone(),
+        }
+    }
+
+    /// An action in the API's shape.
+    pub fn render_action(&self, a: &SimAction) -> Action {
+        let finished = a.finished_ms;
+        Action {
+            id: a.id,
+            command: a.command.clone(),
+            status: match (finished, a.failed) {
+                (None, _) => "running",
+                (Some(_), false) => "success",
+                (Some(_), true) => "error",
+            }
+            .into(),
+            progress: if finished.is_some() { 100 } else { 0 },
+            started: timestamp(self.start_of(a).unwrap_or(a.started_ms)),
+            finished: finished.map(timestamp),
+            resources: a.resources.iter().map(|(id, kind)| ActionResource { id: *id, kind: kind.clone() }).collect(),
+            error: a.failed.then(|| ActionError { code: "action_failed".into(), message: "Action failed".into() }),
+        }
+    }
+
+    /// A server in the API's full shape (every key the OpenAPI document requires).
+    pub fn render_server(&self, s: &SimServer) -> Value {
+        let location = self.location(&s.location).cloned().unwrap_or_else(|| unknown_location(&s.location));
+        let private_net: Vec<Value> = s
+            .private_ip
+            .iter()
+            .map(|ip| json!({"network": 1, "ip": ip, "alias_ips": [], "mac_address": mac_for(s.id)}))
+            .collect();
+        json!({
+            "id": s.id,
+            "name": s.name,
+            "status": s.status,
+            "created": s.created,
+            "public_net": {
+                "ipv4": {"id": s.id * 10, "ip": format!("192.0.2.{}", s.id % 250 + 1), "blocked": false,
+                         "dns_ptr": format!("static.{}.example.com", s.id)},
+                "ipv6": {"id": s.id * 10 + 1, "ip": "2001:db8::/64", "blocked": false, "dns_ptr": []},
+                "floating_ips": [],
+                "firewalls": []
+            },
+            "private_net": private_net,
+            "server_type": {"id": 1, "name": "cpx22", "description": "CPX22", "category": "regular_purpose",
+                            "cores": 2, "memory": 4.0, "disk": 80, "deprecated": false, "prices": [],
+                            "storage_type": "local", "cpu_type": "shared", "architecture": "x86", "locations": []},
+            "datacenter": {"id": location.id, "name": format!("{}-dc3", location.name),
+                           "description": format!("{} virtual DC 3", location.city), "location": location,
+                           "server_types": {"supported": [1], "available": [1], "available_for_migration": [1]}},
+            "location": location,
+            "image": null,
+            "iso": null,
+            "rescue_enabled": false,
+            "locked": false,
+            "backup_window": null,
+            "outgoing_traffic": 0,
+            "ingoing_traffic": 0,
+            "included_traffic": 21990232555520u64,
+            "protection": {"delete": false, "rebuild": false},
+            "labels": s.labels,
+            "volumes": s.volumes,
+            "load_balancers": [],
+            "primary_disk_size": 80,
+            "placement_group": null
+        })
+    }
+
+    // ---- volume operations -------------------------------------------------------
+
+    /// `POST /volumes`: the volume, its `create_volume` action and, with a
+    /// server, the `attach_volume` that follows it.
+    pub fn create_volume(
+        &mut self,
+        req: CreateVolume,
+        now: u64,
+        fail: bool,
+    ) -> Result<(Volume, Action, Vec<Action>), SimError> {
+        let (location, server) = match &req.placement {
+            Placement::Location(l) => {
+                let loc = self.location(l).ok_or_else(|| SimError::invalid_field("location", "location not found"))?;
+                (loc.name.clone(), None)
+            }
+            Placement::Server(id) => (self.server(*id)?.location.clone(), Some(*id)),
+        };
+        if self.volumes.values().any(|v| v.name == req.name) {
+            return Err(uniqueness());
+        }
+        if let Some(s) = server {
+            self.check_attachable(s)?;
+        }
+        let id = self.next_volume_id;
+        self.next_volume_id += 1;
+        self.volumes.insert(
+            id,
+            SimVolume {
+                id,
+                name: req.name,
+                size: req.size,
+                server: None,
+                location,
+                labels: req.labels,
+                format: req.format,
+                protected: false,
+                created: timestamp(now),
+                status: "creating".into(),
+            },
+        );
+        let mut resources = vec![(id, "volume")];
+        if let Some(s) = server {
+            resources.insert(0, (s, "server"));
+        }
+        let create = self.start_action("create_volume", Effect::Create { volume: id }, resources, now, fail);
+        let mut next = Vec::new();
+        if let Some(s) = server {
+            let attach = self.start_action(
+                "attach_volume",
+                Effect::Attach { volume: id, server: s },
+                vec![(s, "server"), (id, "volume")],
+                now,
+                false,
+            );
+            if let Some(a) = self.actions.get_mut(&attach) {
+                a.after = Some(create);
+            }
+            next.push(self.render_action(&self.actions[&attach]));
+        }
+        let volume = self.render_volume(&self.volumes[&id]);
+        Ok((volume, self.render_action(&self.actions[&create]), next))
+    }
+
+    /// `PUT /volumes/{id}`: rename and/or replace labels.
+    pub fn update_volume(&mut self, id: i64, req: UpdateVolume) -> Result<Volume, SimError> {
+        self.volume(id)?;
+        if let Some(name) = &req.name {
+            if self.volumes.values().any(|v| v.name == *name && v.id != id) {
+                return Err(uniqueness());
+            }
+        }
+        let v = self.volumes.get_mut(&id).expect("checked above");
+        if let Some(name) = req.name {
+            v.name = name;
+        }
+        if let Some(labels) = req.labels {
+            v.labels = labels;
+        }
+        let v = v.clone();
+        Ok(self.render_volume(&v))
+    }
+
+    /// `DELETE /volumes/{id}`: only a detached, unprotected, idle volume.
+    pub fn delete_volume(&mut self, id: i64) -> Result<(), SimError> {
+        let v = self.volume(id)?;
+        if v.protected {
+            return Err(SimError::new(423, "protected", "volume deletion is protected"));
+        }
+        if self.volume_locked(id) {
+            return Err(locked("volume"));
+        }
+        if v.server.is_some() {
+            return Err(SimError::new(422, "service_error", format!("volume with ID '{id}' is still attached to a server")));
+        }
+        self.volumes.remove(&id);
+        Ok(())
+    }
+
+    /// `POST /volumes/{id}/actions/attach`.
+    pub fn attach_volume(&mut self, id: i64, server: i64, now: u64, fail: bool) -> Result<Action, SimError> {
+        let v = self.volume(id)?.clone();
+        let s = self.server(server)?.clone();
+        if self.volume_locked(id) {
+            return Err(locked("volume"));
+        }
+        if v.server.is_some() {
+            return Err(SimError::new(422, "volume_already_attached", "volume is already attached to a server"));
+        }
+        if v.location != s.location {
+            return Err(SimError::new(422, "invalid_input", "volume and server must be in the same location"));
+        }
+        self.check_attachable(server)?;
+        let effect = Effect::Attach { volume: id, server };
+        let action = self.start_action("attach_volume", effect, vec![(server, "server"), (id, "volume")], now, fail);
+        Ok(self.render_action(&self.actions[&action]))
+    }
+
+    fn check_attachable(&self, server: i64) -> Result<(), SimError> {
+        if self.server_locked(server) {
+            return Err(locked("server"));
+        }
+        let attached = self.server(server)?.volumes.len();
+        let pending = self
+            .running()
+            .filter(|a| matches!(a.effect, Effect::Attach { server: s, .. } if s == server))
+            .count();
+        if attached + pending >= MAX_VOLUMES_PER_SERVER {
+            return Err(SimError::new(
+                422,
+                "limit_exceeded_error",
+                format!("server already has the maximum of {MAX_VOLUMES_PER_SERVER} volumes attached"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `POST /volumes/{id}/actions/detach`.
+    pub fn detach_volume(&mut self, id: i64, now: u64, fail: bool) -> Result<Action, SimError> {
+        let v = self.volume(id)?;
+        if self.volume_locked(id) {
+            return Err(locked("volume"));
+        }
+        let Some(server) = v.server else {
+            return Err(SimError::new(422, "invalid_input", "volume is not attached to a server"));
+        };
+        if self.server_locked(server) {
+            return Err(locked("server"));
+        }
+        let effect = Effect::Detach { volume: id, server };
+        let action = self.start_action("detach_volume", effect, vec![(server, "server"), (id, "volume")], now, fail);
+        Ok(self.render_action(&self.actions[&action]))
+    }
+
+    /// `POST /volumes/{id}/actions/resize`: grow only.
+    pub fn resize_volume(&mut self, id: i64, size: u32, now: u64, fail: bool) -> Result<Action, SimError> {
+        let v = self.volume(id)?;
+        if size <= v.size {
+            return Err(SimError {
+                status: 422,
+                code: "invalid_input",
+                message: "size downgrade is not allowed".into(),
+                details: json!({"fields": [{"name": "size", "messages": ["size downgrade is not allowed"]}]}),
+            });
+        }
+        if self.volume_locked(id) {
+            return Err(locked("volume"));
+        }
+        let action = self.start_action("resize_volume", Effect::Resize { volume: id, size }, vec![(id, "volume")], now, fail);
+        Ok(self.render_action(&self.actions[&action]))
+    }
+
+    /// `POST /volumes/{id}/actions/change_protection`: applied at once, like
+    /// the real API, and returned already finished.
+    pub fn change_protection(&mut self, id: i64, delete: Option<bool>, now: u64) -> Result<Action, SimError> {
+        let v = self.volume(id)?;
+        if self.volume_locked(id) {
+            return Err(locked("volume"));
+        }
+        let delete = delete.unwrap_or(v.protected);
+        let effect = Effect::Protect { volume: id, delete };
+        let action = self.start_action("change_protection", effect, vec![(id, "volume")], now, false);
+        self.apply(effect);
+        if let Some(a) = self.actions.get_mut(&action) {
+            a.finished_ms = Some(now);
+        }
+        Ok(self.render_action(&self.actions[&action]))
+    }
+
+    // ---- invariants ----------------------------------------------------------------
+
+    /// Every broken invariant, described; empty when the world is consistent.
+    pub fn invariant_violations(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for v in self.volumes.values() {
+            if let Some(s) = v.server {
+                match self.servers.get(&s) {
+                    Some(server) if server.volumes.contains(&v.id) => {
+                        if server.location != v.location {
+                            problems.push(format!("volume {} and server {} are in different locations", v.id, s));
+                        }
+                    }
+                    _ => problems.push(format!("volume {} says server {} but the server does not list it", v.id, s)),
+                }
+            }
+            if self.volumes.values().filter(|o| o.name == v.name).count() > 1 {
+                problems.push(format!("volume name {} is used twice", v.name));
+            }
+        }
+        for s in self.servers.values() {
+            for vid in &s.volumes {
+                if self.volumes.get(vid).and_then(|v| v.server) != Some(s.id) {
+                    problems.push(format!("server {} lists volume {} which is not attached to it", s.id, vid));
+                }
+            }
+            if s.volumes.len() > MAX_VOLUMES_PER_SERVER {
+                problems.push(format!("server {} has {} volumes", s.id, s.volumes.len()));
+            }
+        }
+        problems
+    }
+}
+
+fn uniqueness() -> SimError {
+    SimError {
+        status: 409,
+        code: "uniqueness_error",
+        message: "name is already used".into(),
+        details: json!({"fields": [{"name": "name"}]}),
+    }
+}
+
+fn locked(what: &str) -> SimError {
+    SimError::new(423, "locked", format!("cannot perform operation because {what} is locked"))
+}
+
+fn unknown_location(name: &str) -> Location {
+    Location {
+        id: 0,
+        name: name.into(),
+        description: name.into(),
+        country: "DE".into(),
+        city: name.into(),
+        latitude: 0.0,
+        longitude: 0.0,
+        network_zone: "eu-central".into(),
+    }
+}
+
+fn mac_for(id: i64) -> String {
+    let b = id.to_be_bytes();
+    format!("86:00:00:{:02x}:{:02x}:{:02x}", b[5], b[6], b[7])
+}
+
+/// Formats milliseconds since the epoch as RFC 3339 with seconds, in UTC.
+pub fn timestamp(ms: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sim::seed::default_locations;
+
+    /// A small world: two servers in nbg1, one in hel1, no volumes.
+    pub(crate) fn world() -> World {
+        let mut servers = BTreeMap::new();
+        for (id, name, loc) in [(1, "a", "nbg1"), (2, "b", "nbg1"), (3, "c", "hel1")] {
+            servers.insert(
+                id,
+                SimServer {
+                    id,
+                    name: name.into(),
+                    location: loc.into(),
+                    status: "running".into(),
+                    created: timestamp(0),
+                    private_ip: None,
+                    labels: Labels::new(),
+                    volumes: vec![],
+                },
+            );
+        }
+        World {
+            locations: default_locations(),
+            servers,
+            volumes: BTreeMap::new(),
+            actions: BTreeMap::new(),
+            next_volume_id: 100,
+            next_action_id: 1000,
+            action_ms: 10,
+        }
+    }
+
+    fn create(w: &mut World, name: &str, placement: Placement, now: u64) -> Result<(Volume, Action, Vec<Action>), SimError> {
+        let req = CreateVolume {
+            name: name.into(),
+            size: 10,
+            placement,
+            labels: Labels::new(),
+            automount: false,
+            format: None,
+        };
+        w.create_volume(req, now, false)
+    }
+
+    #[test]
+    fn create_with_server_attaches_after_the_create_finishes() {
+        let mut w = world();
+        let (v, create, next) = create(&mut w, "v", Placement::Server(1), 0).unwrap();
+        assert_eq!((v.status.as_str(), v.server, next.len()), ("creating", None, 1));
+        assert_eq!(create.resources[0].kind, "server");
+        assert_eq!(w.advance(9), vec![]);
+        assert_eq!(w.advance(10), vec![Effect::Create { volume: v.id }]);
+        assert_eq!(w.advance(20), vec![Effect::Attach { volume: v.id, server: 1 }]);
+        assert_eq!(w.servers[&1].volumes, vec![v.id]);
+        assert!(w.invariant_violations().is_empty());
+    }
+
+    #[test]
+    fn operation_errors_table() {
+        let mut w = world();
+        let (v, ..) = create(&mut w, "v", Placement::Location("nbg1".into()), 0).unwrap();
+        // Running create locks the volume.
+        assert_eq!(w.attach_volume(v.id, 1, 1, false).unwrap_err().code, "locked");
+        w.advance(100);
+        let cases: Vec<(Result<(), SimError>, u16, &str)> = vec![
+            (create(&mut w, "v", Placement::Location("nbg1".into()), 100).map(|_| ()), 409, "uniqueness_error"),
+            (create(&mut w, "w", Placement::Location("mars1".into()), 100).map(|_| ()), 422, "invalid_input"),
+            (create(&mut w, "w", Placement::Server(99), 100).map(|_| ()), 404, "not_found"),
+            (w.attach_volume(v.id, 3, 100, false).map(|_| ()), 422, "invalid_input"),
+            (w.detach_volume(v.id, 100, false).map(|_| ()), 422, "invalid_input"),
+            (w.resize_volume(v.id, 10, 100, false).map(|_| ()), 422, "invalid_input"),
+            (w.delete_volume(12345), 404, "not_found"),
+        ];
+        for (i, (got, status, code)) in cases.into_iter().enumerate() {
+            let err = got.unwrap_err();
+            assert_eq!((err.status, err.code), (status, code), "case {i}: {}", err.message);
+        }
+        w.attach_volume(v.id, 1, 100, false).unwrap();
+        assert_eq!(w.attach_volume(v.id, 2, 101, false).unwrap_err().code, "locked");
+        w.advance(200);
+        assert_eq!(w.attach_volume(v.id, 2, 200, false).unwrap_err().code, "volume_already_attached");
+        assert_eq!(w.delete_volume(v.id).unwrap_err().code, "service_error");
+        w.change_protection(v.id, Some(true), 200).unwrap();
+        assert_eq!(w.delete_volume(v.id).unwrap_err().code, "protected");
+    }
+
+    #[test]
+    fn a_failed_action_has_no_effect_and_reports_an_error() {
+        let mut w = world();
+        let (v, ..) = create(&mut w, "v", Placement::Location("nbg1".into()), 0).unwrap();
+        w.advance(100);
+        let a = w.attach_volume(v.id, 1, 100, true).unwrap();
+        w.advance(200);
+        let done = w.render_action(&w.actions[&a.id]);
+        assert_eq!(done.status, "error");
+        assert_eq!(done.error.unwrap().code, "action_failed");
+        assert_eq!(w.volumes[&v.id].server, None);
+    }
+
+    #[test]
+    fn at_most_sixteen_volumes_per_server() {
+        let mut w = world();
+        for i in 0..16 {
+            create(&mut w, &format!("v{i}"), Placement::Server(1), i * 100).unwrap();
+            // The attach that follows a create locks the server until it is done.
+            assert_eq!(create(&mut w, "other", Placement::Server(1), i * 100 + 1).unwrap_err().code, "locked");
+            w.advance(i * 100 + 50);
+        }
+        let err = create(&mut w, "v16", Placement::Server(1), 5000).unwrap_err();
+        assert_eq!(err.code, "limit_exceeded_error");
+        assert_eq!(w.servers[&1].volumes.len(), 16);
+    }
+
+    #[test]
+    fn timestamps_have_seconds() {
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20Z");
+    }
+}
