@@ -17,7 +17,12 @@ pub enum Backoff {
     Constant(Duration),
     /// `base * multiplier^n`, capped; with jitter, a uniform draw between
     /// `base` and that value ("full jitter" above the base).
-    Exponential { base: Duration, multiplier: f64, cap: Duration, jitter: bool },
+    Exponential {
+        base: Duration,
+        multiplier: f64,
+        cap: Duration,
+        jitter: bool,
+    },
 }
 
 impl Backoff {
@@ -25,7 +30,12 @@ impl Backoff {
     pub fn delay(&self, retries: u32, rng: &mut impl Rng) -> Duration {
         match *self {
             Backoff::Constant(d) => d,
-            Backoff::Exponential { base, multiplier, cap, jitter } => {
+            Backoff::Exponential {
+                base,
+                multiplier,
+                cap,
+                jitter,
+            } => {
                 let grown = base.as_secs_f64() * multiplier.powi(retries.min(64) as i32);
                 let top = grown.min(cap.as_secs_f64()).max(base.as_secs_f64());
                 let secs = if jitter && top > base.as_secs_f64() {
@@ -73,7 +83,12 @@ impl RetryPolicy {
         RetryPolicy {
             max_retries: 5,
             max_unavailable_retries: 2,
-            backoff: Backoff::Exponential { base, multiplier: 2.0, cap: Duration::from_secs(60), jitter: true },
+            backoff: Backoff::Exponential {
+                base,
+                multiplier: 2.0,
+                cap: Duration::from_secs(60),
+                jitter: true,
+            },
         }
     }
 }
@@ -88,12 +103,16 @@ impl RetryPolicy {
 pub fn retry_decision(err: &Error) -> Retry {
     match err {
         Error::Api(e) => match e.code.as_str() {
-            "conflict" | "rate_limit_exceeded" | "bad_gateway" | "timeout" | "locked" => Retry::Backoff,
+            "conflict" | "rate_limit_exceeded" | "bad_gateway" | "timeout" | "locked" => {
+                Retry::Backoff
+            }
             "unavailable" => Retry::Briefly,
             _ if e.status == 502 || e.status == 504 => Retry::Backoff,
             _ => Retry::No,
         },
-        Error::UnexpectedResponse { status: 502 | 504, .. } => Retry::Backoff,
+        Error::UnexpectedResponse {
+            status: 502 | 504, ..
+        } => Retry::Backoff,
         Error::UnexpectedResponse { status: 503, .. } => Retry::Briefly,
         Error::Transport { .. } => Retry::Backoff,
         _ => Retry::No,
@@ -108,7 +127,13 @@ mod tests {
     use rand::SeedableRng;
 
     fn api(status: u16, code: &str) -> Error {
-        Error::Api(ApiError { status, code: code.into(), message: "m".into(), details: None, correlation_id: None })
+        Error::Api(ApiError {
+            status,
+            code: code.into(),
+            message: "m".into(),
+            details: None,
+            correlation_id: None,
+        })
     }
 
     #[test]
@@ -149,9 +174,30 @@ mod tests {
             (api(404, "not_found"), Retry::No),
             (api(422, "invalid_input"), Retry::No),
             (api(500, "server_error"), Retry::No),
-            (Error::UnexpectedResponse { request: "GET /".into(), status: 502, excerpt: String::new() }, Retry::Backoff),
-            (Error::UnexpectedResponse { request: "GET /".into(), status: 500, excerpt: String::new() }, Retry::No),
-            (Error::Transport { request: "GET /".into(), reason: "timed out".into(), timed_out: true }, Retry::Backoff),
+            (
+                Error::UnexpectedResponse {
+                    request: "GET /".into(),
+                    status: 502,
+                    excerpt: String::new(),
+                },
+                Retry::Backoff,
+            ),
+            (
+                Error::UnexpectedResponse {
+                    request: "GET /".into(),
+                    status: 500,
+                    excerpt: String::new(),
+                },
+                Retry::No,
+            ),
+            (
+                Error::Transport {
+                    request: "GET /".into(),
+                    reason: "timed out".into(),
+                    timed_out: true,
+                },
+                Retry::Backoff,
+            ),
         ];
         for (err, want) in cases {
             assert_eq!(retry_decision(&err), want, "{err}");

@@ -21,7 +21,9 @@ use serde_json::{json, Value};
 
 use super::backoff::{retry_decision, Backoff, Retry, RetryPolicy};
 use super::error::{ApiError, Error};
-use super::types::{Action, CreateVolumeRequest, CreateVolumeResponse, Labels, Location, Meta, Server, Volume};
+use super::types::{
+    Action, CreateVolumeRequest, CreateVolumeResponse, Labels, Location, Meta, Server, Volume,
+};
 
 /// The public API endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://api.hetzner.cloud/v1";
@@ -83,10 +85,17 @@ impl Config {
             })?;
         let endpoint = endpoint
             .filter(|e| !e.is_empty())
-            .or_else(|| std::env::var("HCLOUD_ENDPOINT").ok().filter(|e| !e.is_empty()))
+            .or_else(|| {
+                std::env::var("HCLOUD_ENDPOINT")
+                    .ok()
+                    .filter(|e| !e.is_empty())
+            })
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
         let ms = |var: &str, default: u64| {
-            std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()).map_or(default, |v| v.max(1))
+            std::env::var(var)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(default, |v| v.max(1))
         };
         let poll_base = Duration::from_millis(ms("KBV3_POLL_INTERVAL_MS", 500));
         Ok(Config {
@@ -120,7 +129,11 @@ impl Stats {
     }
     /// Requests other than GET.
     pub fn mutating(&self) -> u64 {
-        self.requests.iter().filter(|(m, _)| m.as_str() != "GET").map(|(_, n)| n).sum()
+        self.requests
+            .iter()
+            .filter(|(m, _)| m.as_str() != "GET")
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -163,7 +176,12 @@ impl Client {
             .user_agent(cfg.user_agent.clone())
             .build()
             .map_err(|e| Error::Config(format!("cannot start the HTTP client: {}", chain(&e))))?;
-        Ok(Client { http, cfg, stats: Mutex::default(), rng: Mutex::new(StdRng::from_entropy()) })
+        Ok(Client {
+            http,
+            cfg,
+            stats: Mutex::default(),
+            rng: Mutex::new(StdRng::from_entropy()),
+        })
     }
 
     /// The configuration in use.
@@ -200,7 +218,10 @@ impl Client {
 
     /// The volume with this exact name, or `None`.
     pub fn volume_by_name(&self, name: &str) -> Result<Option<Volume>, Error> {
-        let filter = VolumeFilter { name: Some(name.to_string()), ..VolumeFilter::default() };
+        let filter = VolumeFilter {
+            name: Some(name.to_string()),
+            ..VolumeFilter::default()
+        };
         Ok(self.list_volumes(&filter)?.into_iter().next())
     }
 
@@ -216,15 +237,25 @@ impl Client {
                 let r: CreateVolumeResponse = decode(answer.body, "POST /volumes")?;
                 let mut actions = vec![r.action];
                 actions.extend(r.next_actions);
-                Ok(Created { volume: r.volume, actions, adopted: false })
+                Ok(Created {
+                    volume: r.volume,
+                    actions,
+                    adopted: false,
+                })
             }
             Err(e) if attempts > 1 && e.api().is_some_and(|a| a.code == "uniqueness_error") => {
-                let Some(existing) = self.volume_by_name(&req.name)? else { return Err(e) };
+                let Some(existing) = self.volume_by_name(&req.name)? else {
+                    return Err(e);
+                };
                 if !self.is_what_was_asked(&existing, req)? {
                     return Err(e);
                 }
                 let actions = self.running_actions_of_volume(existing.id)?;
-                Ok(Created { volume: existing, actions, adopted: true })
+                Ok(Created {
+                    volume: existing,
+                    actions,
+                    adopted: true,
+                })
             }
             Err(e) => Err(e),
         }
@@ -245,7 +276,12 @@ impl Client {
     }
 
     /// Renames a volume and/or replaces its labels.
-    pub fn update_volume(&self, id: i64, name: Option<&str>, labels: Option<&Labels>) -> Result<Volume, Error> {
+    pub fn update_volume(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        labels: Option<&Labels>,
+    ) -> Result<Volume, Error> {
         let mut body = serde_json::Map::new();
         if let Some(n) = name {
             body.insert("name".into(), json!(n));
@@ -253,17 +289,28 @@ impl Client {
         if let Some(l) = labels {
             body.insert("labels".into(), json!(l));
         }
-        let answer = self.call(Method::PUT, &format!("/volumes/{id}"), &[], Some(&Value::Object(body)))?;
+        let answer = self.call(
+            Method::PUT,
+            &format!("/volumes/{id}"),
+            &[],
+            Some(&Value::Object(body)),
+        )?;
         field(answer.body, "volume", "PUT /volumes")
     }
 
     /// Deletes a volume (it must be detached and unprotected).
     pub fn delete_volume(&self, id: i64) -> Result<(), Error> {
-        self.call(Method::DELETE, &format!("/volumes/{id}"), &[], None).map(|_| ())
+        self.call(Method::DELETE, &format!("/volumes/{id}"), &[], None)
+            .map(|_| ())
     }
 
     /// Starts attaching a volume to a server.
-    pub fn attach_volume(&self, id: i64, server: i64, automount: Option<bool>) -> Result<Action, Error> {
+    pub fn attach_volume(
+        &self,
+        id: i64,
+        server: i64,
+        automount: Option<bool>,
+    ) -> Result<Action, Error> {
         let mut body = json!({ "server": server });
         if let Some(a) = automount {
             body["automount"] = json!(a);
@@ -288,7 +335,11 @@ impl Client {
 
     /// The actions of one volume that are still running.
     pub fn running_actions_of_volume(&self, id: i64) -> Result<Vec<Action>, Error> {
-        self.list_all(&format!("/volumes/{id}/actions"), "actions", vec![("status".into(), "running".into())])
+        self.list_all(
+            &format!("/volumes/{id}/actions"),
+            "actions",
+            vec![("status".into(), "running".into())],
+        )
     }
 
     fn volume_action(&self, id: i64, action: &str, body: Option<&Value>) -> Result<Action, Error> {
@@ -301,7 +352,9 @@ impl Client {
 
     /// Every server, or those with this exact name.
     pub fn list_servers(&self, name: Option<&str>) -> Result<Vec<Server>, Error> {
-        let query = name.map(|n| vec![("name".to_string(), n.to_string())]).unwrap_or_default();
+        let query = name
+            .map(|n| vec![("name".to_string(), n.to_string())])
+            .unwrap_or_default();
         self.list_all("/servers", "servers", query)
     }
 
@@ -342,14 +395,23 @@ impl Client {
         }
         let mut polls = 0;
         while !running.is_empty() {
-            let pause = self.cfg.poll.delay(polls, &mut *self.rng.lock().expect("rng lock"));
+            let pause = self
+                .cfg
+                .poll
+                .delay(polls, &mut *self.rng.lock().expect("rng lock"));
             if started.elapsed() + pause > timeout {
-                return Err(Error::ActionTimeout { running, waited: started.elapsed() });
+                return Err(Error::ActionTimeout {
+                    running,
+                    waited: started.elapsed(),
+                });
             }
             std::thread::sleep(pause);
             polls += 1;
             for chunk in running.clone().chunks(ACTION_BATCH) {
-                let query = chunk.iter().map(|id| ("id".to_string(), id.to_string())).collect();
+                let query = chunk
+                    .iter()
+                    .map(|id| ("id".to_string(), id.to_string()))
+                    .collect();
                 let found: Vec<Action> = self.list_all("/actions", "actions", query)?;
                 for a in found.into_iter().filter(|a| !a.is_running()) {
                     running.retain(|id| *id != a.id);
@@ -369,7 +431,10 @@ impl Client {
                 message: err.message,
             });
         }
-        Ok(actions.iter().filter_map(|a| done.get(&a.id).cloned()).collect())
+        Ok(actions
+            .iter()
+            .filter_map(|a| done.get(&a.id).cloned())
+            .collect())
     }
 
     // ---- transport -------------------------------------------------------------
@@ -409,7 +474,13 @@ impl Client {
         }
     }
 
-    fn call(&self, method: Method, path: &str, query: &[(String, String)], body: Option<&Value>) -> Result<Answer, Error> {
+    fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+    ) -> Result<Answer, Error> {
         let mut attempts = 0;
         self.call_counted(method, path, query, body, &mut attempts)
     }
@@ -437,17 +508,25 @@ impl Client {
                 Retry::Backoff => retries < self.cfg.retry.max_retries,
                 Retry::Briefly => {
                     brief_retries += 1;
-                    brief_retries <= self.cfg.retry.max_unavailable_retries && retries < self.cfg.retry.max_retries
+                    brief_retries <= self.cfg.retry.max_unavailable_retries
+                        && retries < self.cfg.retry.max_retries
                 }
             };
             if !allowed {
                 return Err(if *attempts > 1 {
-                    Error::RetriesExhausted { attempts: *attempts, last: Box::new(error) }
+                    Error::RetriesExhausted {
+                        attempts: *attempts,
+                        last: Box::new(error),
+                    }
                 } else {
                     error
                 });
             }
-            let mut pause = self.cfg.retry.backoff.delay(retries, &mut *self.rng.lock().expect("rng lock"));
+            let mut pause = self
+                .cfg
+                .retry
+                .backoff
+                .delay(retries, &mut *self.rng.lock().expect("rng lock"));
             if let Some(hint) = wait_hint {
                 pause = pause.max(hint);
             }
@@ -465,7 +544,13 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Answer, SendError> {
         let request_line = format!("{method} {path}");
-        *self.stats.lock().expect("stats lock").requests.entry(method.to_string()).or_default() += 1;
+        *self
+            .stats
+            .lock()
+            .expect("stats lock")
+            .requests
+            .entry(method.to_string())
+            .or_default() += 1;
         let mut req = self
             .http
             .request(method, format!("{}{}", self.cfg.endpoint, path))
@@ -477,12 +562,17 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().map_err(|e| SendError::plain(transport_error(&request_line, &e)))?;
+        let resp = req
+            .send()
+            .map_err(|e| SendError::plain(transport_error(&request_line, &e)))?;
         let pacing = self.rate_limit_pause(&resp);
         let status = resp.status().as_u16();
         let correlation_id = header(&resp, "x-correlation-id");
-        let is_json = header(&resp, "content-type").is_some_and(|c| c.starts_with("application/json"));
-        let text = resp.text().map_err(|e| SendError::plain(transport_error(&request_line, &e)))?;
+        let is_json =
+            header(&resp, "content-type").is_some_and(|c| c.starts_with("application/json"));
+        let text = resp
+            .text()
+            .map_err(|e| SendError::plain(transport_error(&request_line, &e)))?;
         if (200..300).contains(&status) {
             if let Some(p) = pacing {
                 std::thread::sleep(p);
@@ -490,9 +580,15 @@ impl Client {
             if text.trim().is_empty() {
                 return Ok(Answer { body: Value::Null });
             }
-            return serde_json::from_str(&text).map(|body| Answer { body }).map_err(|_| {
-                SendError::plain(Error::UnexpectedResponse { request: request_line, status, excerpt: excerpt(&text) })
-            });
+            return serde_json::from_str(&text)
+                .map(|body| Answer { body })
+                .map_err(|_| {
+                    SendError::plain(Error::UnexpectedResponse {
+                        request: request_line,
+                        status,
+                        excerpt: excerpt(&text),
+                    })
+                });
         }
         #[derive(Deserialize)]
         struct Envelope {
@@ -513,9 +609,16 @@ impl Client {
                 details: env.error.details,
                 correlation_id,
             }),
-            _ => Error::UnexpectedResponse { request: request_line, status, excerpt: excerpt(&text) },
+            _ => Error::UnexpectedResponse {
+                request: request_line,
+                status,
+                excerpt: excerpt(&text),
+            },
         };
-        Err(SendError { error, wait_hint: pacing })
+        Err(SendError {
+            error,
+            wait_hint: pacing,
+        })
     }
 
     /// Reads the `RateLimit-*` headers: after a 429, how long until the
@@ -530,9 +633,18 @@ impl Client {
             Backoff::Constant(d) => d,
         };
         if resp.status().as_u16() == 429 {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            let until_reset = num("ratelimit-reset").map(|r| Duration::from_secs(r.saturating_sub(now)));
-            return Some(until_reset.unwrap_or(per_request).min(per_request.max(Duration::from_secs(1))).min(cap));
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let until_reset =
+                num("ratelimit-reset").map(|r| Duration::from_secs(r.saturating_sub(now)));
+            return Some(
+                until_reset
+                    .unwrap_or(per_request)
+                    .min(per_request.max(Duration::from_secs(1)))
+                    .min(cap),
+            );
         }
         (remaining < RATE_LOW_WATER).then(|| per_request.min(cap))
     }
@@ -545,12 +657,18 @@ struct SendError {
 
 impl SendError {
     fn plain(error: Error) -> Self {
-        SendError { error, wait_hint: None }
+        SendError {
+            error,
+            wait_hint: None,
+        }
     }
 }
 
 fn header(resp: &Response, name: &str) -> Option<String> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn transport_error(request: &str, e: &reqwest::Error) -> Error {
@@ -560,7 +678,11 @@ fn transport_error(request: &str, e: &reqwest::Error) -> Error {
     } else {
         format!("request failed: {}", chain(e))
     };
-    Error::Transport { request: request.to_string(), reason, timed_out }
+    Error::Transport {
+        request: request.to_string(),
+        reason,
+        timed_out,
+    }
 }
 
 /// An error and its sources on one line, without the URL.
@@ -587,7 +709,10 @@ fn decode<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, Error> {
 }
 
 fn field<T: DeserializeOwned>(mut body: Value, key: &str, what: &str) -> Result<T, Error> {
-    decode(body.get_mut(key).map(Value::take).unwrap_or(Value::Null), what)
+    decode(
+        body.get_mut(key).map(Value::take).unwrap_or(Value::Null),
+        what,
+    )
 }
 
 #[cfg(test)]
@@ -596,7 +721,11 @@ mod tests {
 
     #[test]
     fn token_is_never_printed() {
-        let cfg = Config::resolve(Some("s3cr3t-token".into()), Some("http://127.0.0.1:1/v1/".into())).unwrap();
+        let cfg = Config::resolve(
+            Some("s3cr3t-token".into()),
+            Some("http://127.0.0.1:1/v1/".into()),
+        )
+        .unwrap();
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert_eq!(cfg.endpoint, "http://127.0.0.1:1/v1");
@@ -606,8 +735,15 @@ mod tests {
     fn transport_errors_do_not_carry_the_token() {
         let cfg = Config {
             connect_timeout: Duration::from_millis(200),
-            retry: RetryPolicy { max_retries: 0, ..RetryPolicy::default() },
-            ..Config::resolve(Some("s3cr3t-token".into()), Some("http://127.0.0.1:1/v1".into())).unwrap()
+            retry: RetryPolicy {
+                max_retries: 0,
+                ..RetryPolicy::default()
+            },
+            ..Config::resolve(
+                Some("s3cr3t-token".into()),
+                Some("http://127.0.0.1:1/v1".into()),
+            )
+            .unwrap()
         };
         let err = Client::new(cfg).unwrap().get_volume(1).unwrap_err();
         let text = format!("{err} {err:?}");

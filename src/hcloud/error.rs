@@ -36,14 +36,29 @@ pub enum Error {
     Api(ApiError),
     /// The API answered with something that is not its JSON (a proxy's HTML
     /// page, an empty 500): the status and the start of the body.
-    #[error("{request}: unexpected HTTP {status} answer that is not Hetzner API JSON: {excerpt:?}")]
-    UnexpectedResponse { request: String, status: u16, excerpt: String },
+    #[error(
+        "{request}: unexpected HTTP {status} answer that is not Hetzner API JSON: {excerpt:?}"
+    )]
+    UnexpectedResponse {
+        request: String,
+        status: u16,
+        excerpt: String,
+    },
     /// The request did not complete: connection refused, reset, or timed out.
     #[error("{request}: {reason}")]
-    Transport { request: String, reason: String, timed_out: bool },
+    Transport {
+        request: String,
+        reason: String,
+        timed_out: bool,
+    },
     /// An action finished with status `error`.
     #[error("action {command} ({action_id}) failed: {message} ({code})")]
-    ActionFailed { action_id: i64, command: String, code: String, message: String },
+    ActionFailed {
+        action_id: i64,
+        command: String,
+        code: String,
+        message: String,
+    },
     /// Actions were still running when the wait budget ran out.
     #[error("gave up waiting after {}s for actions still running: {}", waited.as_secs(), format_ids(running))]
     ActionTimeout { running: Vec<i64>, waited: Duration },
@@ -71,7 +86,9 @@ impl Error {
         match self {
             Error::Api(e) => e.code.clone(),
             Error::UnexpectedResponse { status, .. } => format!("http_{status}"),
-            Error::Transport { timed_out: true, .. } => "request_timeout".into(),
+            Error::Transport {
+                timed_out: true, ..
+            } => "request_timeout".into(),
             Error::Transport { .. } => "transport_error".into(),
             Error::ActionFailed { code, .. } => code.clone(),
             Error::ActionTimeout { .. } => "action_timeout".into(),
@@ -87,7 +104,10 @@ impl Error {
 }
 
 fn format_ids(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -112,7 +132,10 @@ mod tests {
                 "volume deletion is protected (protected, 0123abcd4567ef89)",
             ),
             (
-                Error::RetriesExhausted { attempts: 6, last: Box::new(Error::Api(api("locked", "volume is locked"))) },
+                Error::RetriesExhausted {
+                    attempts: 6,
+                    last: Box::new(Error::Api(api("locked", "volume is locked"))),
+                },
                 "volume is locked (locked, 0123abcd4567ef89) (gave up after 6 attempts)",
             ),
             (
@@ -125,7 +148,10 @@ mod tests {
                 "action attach_volume (7) failed: Action failed (action_failed)",
             ),
             (
-                Error::ActionTimeout { running: vec![3, 4], waited: Duration::from_secs(600) },
+                Error::ActionTimeout {
+                    running: vec![3, 4],
+                    waited: Duration::from_secs(600),
+                },
                 "gave up waiting after 600s for actions still running: 3, 4",
             ),
         ];
@@ -136,7 +162,10 @@ mod tests {
 
     #[test]
     fn code_looks_through_retries() {
-        let e = Error::RetriesExhausted { attempts: 3, last: Box::new(Error::Api(api("unavailable", "x"))) };
+        let e = Error::RetriesExhausted {
+            attempts: 3,
+            last: Box::new(Error::Api(api("unavailable", "x"))),
+        };
         assert_eq!(e.code(), "unavailable");
         assert!(!e.is_not_found());
     }

@@ -149,7 +149,9 @@ pub struct CreateVolumeResponse {
 fn lenient_size<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let n = f64::deserialize(d)?;
     if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
-        return Err(serde::de::Error::custom(format!("size {n} is not a whole number of GB")));
+        return Err(serde::de::Error::custom(format!(
+            "size {n} is not a whole number of GB"
+        )));
     }
     Ok(n as u32)
 }
@@ -185,7 +187,10 @@ mod tests {
         assert_eq!(a.size, 42);
         assert_eq!(a, b);
         assert!(a.labels.is_empty());
-        assert_eq!(serde_json::to_value(&a).unwrap()["size"], serde_json::json!(42));
+        assert_eq!(
+            serde_json::to_value(&a).unwrap()["size"],
+            serde_json::json!(42)
+        );
     }
 
     #[test]

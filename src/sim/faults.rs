@@ -71,7 +71,9 @@ impl FromStr for FaultSpec {
         }
         let total: f64 = spec.request.iter().map(|(_, c)| c).sum();
         if total > 1.0 + 1e-9 {
-            return Err(format!("the request fault fractions add up to {total}, more than 1"));
+            return Err(format!(
+                "the request fault fractions add up to {total}, more than 1"
+            ));
         }
         Ok(spec)
     }
@@ -87,7 +89,10 @@ pub struct Faults {
 impl Faults {
     /// Dice for a spec; the same seed gives the same sequence of draws.
     pub fn new(spec: FaultSpec, seed: u64) -> Self {
-        Faults { spec, rng: StdRng::seed_from_u64(seed) }
+        Faults {
+            spec,
+            rng: StdRng::seed_from_u64(seed),
+        }
     }
 
     /// Draws the fate of one request.
@@ -130,8 +135,16 @@ mod tests {
 
     #[test]
     fn bad_specs() {
-        for (spec, want) in [("429", "expected KIND=FRACTION"), ("418=0.1", "unknown fault"), ("429=2", "from 0 to 1"), ("429=0.6,409=0.6", "add up")] {
-            assert!(spec.parse::<FaultSpec>().unwrap_err().contains(want), "{spec}");
+        for (spec, want) in [
+            ("429", "expected KIND=FRACTION"),
+            ("418=0.1", "unknown fault"),
+            ("429=2", "from 0 to 1"),
+            ("429=0.6,409=0.6", "add up"),
+        ] {
+            assert!(
+                spec.parse::<FaultSpec>().unwrap_err().contains(want),
+                "{spec}"
+            );
         }
     }
 }

@@ -29,7 +29,12 @@ pub struct SimError {
 impl SimError {
     /// An error without details.
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        SimError { status, code, message: message.into(), details: Value::Null }
+        SimError {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     /// A 422 `invalid_input` naming the field, in the details shape hcloud-go requires.

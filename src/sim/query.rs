@@ -18,17 +18,28 @@ pub struct Query(Vec<(String, String)>);
 impl Query {
     /// Decodes `a=1&b=x+y` (`+` is a space, as in forms).
     pub fn parse(raw: &str) -> Query {
-        Query(form_urlencoded::parse(raw.as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// The first value of a key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a key.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// `page` and `per_page`, validated; `per_page` above 50 is lowered to 50.
@@ -41,7 +52,10 @@ impl Query {
                 .filter(|n| *n >= 1)
                 .ok_or_else(|| SimError::invalid_field(key, "must be a positive integer")),
         };
-        Ok((num("page", 1)?, num("per_page", DEFAULT_PER_PAGE)?.min(MAX_PER_PAGE)))
+        Ok((
+            num("page", 1)?,
+            num("per_page", DEFAULT_PER_PAGE)?.min(MAX_PER_PAGE),
+        ))
     }
 
     /// The label selector, parsed, if any.
@@ -58,7 +72,10 @@ impl Query {
                 if !allowed.contains(&field) || !matches!(dir, "asc" | "desc") {
                     return Err(SimError::invalid_field(
                         "sort",
-                        format!("'{s}' is not one of {} with an optional :asc or :desc", allowed.join(", ")),
+                        format!(
+                            "'{s}' is not one of {} with an optional :asc or :desc",
+                            allowed.join(", ")
+                        ),
                     ));
                 }
                 Ok((field.to_string(), dir == "desc"))
@@ -96,7 +113,11 @@ pub fn paginate<T>(items: Vec<T>, page: u64, per_page: u64) -> (Vec<T>, Meta) {
     let total = items.len() as u64;
     let last = total.div_ceil(per_page).max(1);
     let start = ((page - 1) * per_page).min(total) as usize;
-    let slice: Vec<T> = items.into_iter().skip(start).take(per_page as usize).collect();
+    let slice: Vec<T> = items
+        .into_iter()
+        .skip(start)
+        .take(per_page as usize)
+        .collect();
     let meta = Meta {
         pagination: Pagination {
             page,
@@ -129,7 +150,9 @@ impl Selector {
     /// Parses `k==v`, `k=v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`,
     /// joined by commas outside parentheses.
     pub fn parse(text: &str) -> Result<Selector, SimError> {
-        let bad = |part: &str| SimError::invalid_field("label_selector", format!("cannot parse '{part}'"));
+        let bad = |part: &str| {
+            SimError::invalid_field("label_selector", format!("cannot parse '{part}'"))
+        };
         let mut reqs = Vec::new();
         for part in split_outside_parens(text) {
             let part = part.trim();
@@ -143,9 +166,15 @@ impl Selector {
             } else if let Some(k) = part.strip_prefix('!') {
                 Requirement::Absent(key(k).ok_or_else(|| bad(part))?)
             } else if let Some((k, set)) = set_expr(part, " notin ") {
-                Requirement::NotIn(key(k).ok_or_else(|| bad(part))?, set.ok_or_else(|| bad(part))?)
+                Requirement::NotIn(
+                    key(k).ok_or_else(|| bad(part))?,
+                    set.ok_or_else(|| bad(part))?,
+                )
             } else if let Some((k, set)) = set_expr(part, " in ") {
-                Requirement::In(key(k).ok_or_else(|| bad(part))?, set.ok_or_else(|| bad(part))?)
+                Requirement::In(
+                    key(k).ok_or_else(|| bad(part))?,
+                    set.ok_or_else(|| bad(part))?,
+                )
             } else {
                 Requirement::Exists(key(part).ok_or_else(|| bad(part))?)
             };
@@ -169,13 +198,20 @@ impl Selector {
 
 fn key(k: &str) -> Option<String> {
     let k = k.trim();
-    (!k.is_empty() && !k.contains(|c: char| c.is_whitespace() || "!=(),".contains(c))).then(|| k.to_string())
+    (!k.is_empty() && !k.contains(|c: char| c.is_whitespace() || "!=(),".contains(c)))
+        .then(|| k.to_string())
 }
 
 fn set_expr<'a>(part: &'a str, op: &str) -> Option<(&'a str, Option<Vec<String>>)> {
     let (k, rest) = part.split_once(op)?;
-    let inner = rest.trim().strip_prefix('(').and_then(|r| r.strip_suffix(')'));
-    Some((k, inner.map(|i| i.split(',').map(|v| v.trim().to_string()).collect())))
+    let inner = rest
+        .trim()
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'));
+    Some((
+        k,
+        inner.map(|i| i.split(',').map(|v| v.trim().to_string()).collect()),
+    ))
 }
 
 fn split_outside_parens(text: &str) -> Vec<&str> {
@@ -201,7 +237,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -247,16 +286,25 @@ mod tests {
         let (items, meta) = paginate((1..=7).collect(), 2, 3);
         assert_eq!(items, vec![4, 5, 6]);
         let p = meta.pagination;
-        assert_eq!((p.previous_page, p.next_page, p.last_page, p.total_entries), (Some(1), Some(3), Some(3), Some(7)));
+        assert_eq!(
+            (p.previous_page, p.next_page, p.last_page, p.total_entries),
+            (Some(1), Some(3), Some(3), Some(7))
+        );
         let (items, meta) = paginate(Vec::<i32>::new(), 1, 25);
         assert!(items.is_empty());
-        assert_eq!((meta.pagination.last_page, meta.pagination.next_page), (Some(1), None));
+        assert_eq!(
+            (meta.pagination.last_page, meta.pagination.next_page),
+            (Some(1), None)
+        );
     }
 
     #[test]
     fn sort_keys_are_checked() {
         let q = Query::parse("sort=name:desc&sort=id");
-        assert_eq!(q.sort(&["id", "name"]).unwrap(), vec![("name".into(), true), ("id".into(), false)]);
+        assert_eq!(
+            q.sort(&["id", "name"]).unwrap(),
+            vec![("name".into(), true), ("id".into(), false)]
+        );
         assert!(Query::parse("sort=size").sort(&["id"]).is_err());
     }
 }

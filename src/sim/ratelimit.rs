@@ -25,13 +25,20 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `limit` requests per `window_ms` (an hour for the real API).
     pub fn new(limit: u64, window_ms: u64) -> Self {
-        RateLimiter { limit: limit.max(1), window_ms: window_ms.max(1), buckets: HashMap::new() }
+        RateLimiter {
+            limit: limit.max(1),
+            window_ms: window_ms.max(1),
+            buckets: HashMap::new(),
+        }
     }
 
     /// Takes one request from `key`'s bucket at time `now_ms`.
     pub fn take(&mut self, key: &str, now_ms: u64) -> Budget {
         let per_ms = self.limit as f64 / self.window_ms as f64;
-        let (level, last) = self.buckets.entry(key.to_string()).or_insert((self.limit as f64, now_ms));
+        let (level, last) = self
+            .buckets
+            .entry(key.to_string())
+            .or_insert((self.limit as f64, now_ms));
         *level = (*level + (now_ms.saturating_sub(*last)) as f64 * per_ms).min(self.limit as f64);
         *last = now_ms;
         let allowed = *level >= 1.0;
@@ -40,7 +47,12 @@ impl RateLimiter {
         }
         let missing = self.limit as f64 - *level;
         let reset = (now_ms + (missing / per_ms).ceil() as u64).div_ceil(1000);
-        Budget { limit: self.limit, remaining: level.floor() as u64, reset, allowed }
+        Budget {
+            limit: self.limit,
+            remaining: level.floor() as u64,
+            reset,
+            allowed,
+        }
     }
 }
 
@@ -51,7 +63,10 @@ mod tests {
     #[test]
     fn bucket_empties_then_refills() {
         let mut r = RateLimiter::new(3, 3000);
-        let taken: Vec<_> = (0..4).map(|_| r.take("t", 0)).map(|b| (b.allowed, b.remaining)).collect();
+        let taken: Vec<_> = (0..4)
+            .map(|_| r.take("t", 0))
+            .map(|b| (b.allowed, b.remaining))
+            .collect();
         assert_eq!(taken, vec![(true, 2), (true, 1), (true, 0), (false, 0)]);
         assert!(r.take("t", 1000).allowed);
         assert!(r.take("other", 0).allowed, "buckets are per token");

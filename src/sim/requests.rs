@@ -42,14 +42,23 @@ pub fn parse_body(raw: &str) -> Result<Map<String, Value>, SimError> {
     }
     match serde_json::from_str::<Value>(raw) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(SimError::new(400, "json_error", "request body must be a JSON object")),
-        Err(e) => Err(SimError::new(400, "json_error", format!("invalid JSON in request body: {e}"))),
+        Ok(_) => Err(SimError::new(
+            400,
+            "json_error",
+            "request body must be a JSON object",
+        )),
+        Err(e) => Err(SimError::new(
+            400,
+            "json_error",
+            format!("invalid JSON in request body: {e}"),
+        )),
     }
 }
 
 /// Validates a create request.
 pub fn create_volume(body: &Map<String, Value>) -> Result<CreateVolume, SimError> {
-    let name = volume_name(body.get("name"))?.ok_or_else(|| SimError::invalid_field("name", "is required"))?;
+    let name = volume_name(body.get("name"))?
+        .ok_or_else(|| SimError::invalid_field("name", "is required"))?;
     let size = match body.get("size") {
         None | Some(Value::Null) => return Err(SimError::invalid_field("size", "is required")),
         Some(v) => size(v)?,
@@ -58,16 +67,29 @@ pub fn create_volume(body: &Map<String, Value>) -> Result<CreateVolume, SimError
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         Some(Value::Number(n)) if n.as_i64().is_some() => Some(n.to_string()),
-        Some(_) => return Err(SimError::invalid_field("location", "must be a location id or name")),
+        Some(_) => {
+            return Err(SimError::invalid_field(
+                "location",
+                "must be a location id or name",
+            ))
+        }
     };
     let server = match body.get("server") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_i64().ok_or_else(|| SimError::invalid_field("server", "must be a server id"))?),
+        Some(v) => Some(
+            v.as_i64()
+                .ok_or_else(|| SimError::invalid_field("server", "must be a server id"))?,
+        ),
     };
     let placement = match (location, server) {
         (Some(l), None) => Placement::Location(l),
         (None, Some(s)) => Placement::Server(s),
-        _ => return Err(SimError::invalid_field("location", "exactly one of location and server is required")),
+        _ => {
+            return Err(SimError::invalid_field(
+                "location",
+                "exactly one of location and server is required",
+            ))
+        }
     };
     let automount = optional_bool(body, "automount")?.unwrap_or(false);
     if automount && !matches!(placement, Placement::Server(_)) {
@@ -78,7 +100,14 @@ pub fn create_volume(body: &Map<String, Value>) -> Result<CreateVolume, SimError
         Some(Value::String(f)) if f == "ext4" || f == "xfs" => Some(f.clone()),
         Some(_) => return Err(SimError::invalid_field("format", "must be xfs or ext4")),
     };
-    Ok(CreateVolume { name, size, placement, labels: labels(body.get("labels"))?.unwrap_or_default(), automount, format })
+    Ok(CreateVolume {
+        name,
+        size,
+        placement,
+        labels: labels(body.get("labels"))?.unwrap_or_default(),
+        automount,
+        format,
+    })
 }
 
 /// Validates an update request (`labels: null` clears, like hcloud-go's nil map).
@@ -87,7 +116,10 @@ pub fn update_volume(body: &Map<String, Value>) -> Result<UpdateVolume, SimError
         Some(Value::Null) => Some(Labels::new()),
         other => labels(other)?,
     };
-    Ok(UpdateVolume { name: volume_name(body.get("name"))?, labels })
+    Ok(UpdateVolume {
+        name: volume_name(body.get("name"))?,
+        labels,
+    })
 }
 
 /// The `server` and `automount` of an attach request.
@@ -101,7 +133,10 @@ pub fn attach(body: &Map<String, Value>) -> Result<(i64, bool), SimError> {
 
 /// The new size of a resize request.
 pub fn resize(body: &Map<String, Value>) -> Result<u32, SimError> {
-    size(body.get("size").ok_or_else(|| SimError::invalid_field("size", "is required"))?)
+    size(
+        body.get("size")
+            .ok_or_else(|| SimError::invalid_field("size", "is required"))?,
+    )
 }
 
 /// The `delete` flag of a change_protection request (`None`: no change).
@@ -121,9 +156,18 @@ fn volume_name(v: Option<&Value>) -> Result<Option<String>, SimError> {
 }
 
 fn size(v: &Value) -> Result<u32, SimError> {
-    let n = v.as_i64().ok_or_else(|| SimError::invalid_field("size", "must be an integer"))?;
+    let n = v
+        .as_i64()
+        .ok_or_else(|| SimError::invalid_field("size", "must be an integer"))?;
     rules::check_volume_size(n).map_err(|_| {
-        SimError::invalid_field("size", format!("must be between {} and {}", rules::MIN_VOLUME_GB, rules::MAX_VOLUME_GB))
+        SimError::invalid_field(
+            "size",
+            format!(
+                "must be between {} and {}",
+                rules::MIN_VOLUME_GB,
+                rules::MAX_VOLUME_GB
+            ),
+        )
     })?;
     Ok(n as u32)
 }
@@ -138,11 +182,16 @@ fn optional_bool(body: &Map<String, Value>, field: &str) -> Result<Option<bool>,
 
 fn labels(v: Option<&Value>) -> Result<Option<Labels>, SimError> {
     let Some(v) = v else { return Ok(None) };
-    let Value::Object(m) = v else { return Err(SimError::invalid_field("labels", "must be an object")) };
+    let Value::Object(m) = v else {
+        return Err(SimError::invalid_field("labels", "must be an object"));
+    };
     let mut out = Labels::new();
     for (k, v) in m {
         let Value::String(s) = v else {
-            return Err(SimError::invalid_field("labels", format!("value of '{k}' must be a string")));
+            return Err(SimError::invalid_field(
+                "labels",
+                format!("value of '{k}' must be a string"),
+            ));
         };
         rules::check_label(k, s).map_err(|e| SimError::invalid_field("labels", e))?;
         out.insert(k.clone(), s.clone());
@@ -161,7 +210,10 @@ mod tests {
 
     #[test]
     fn create_rules() {
-        let ok = create_volume(&obj(json!({"name":"a","size":10,"location":"nbg1","format":"xfs"}))).unwrap();
+        let ok = create_volume(&obj(
+            json!({"name":"a","size":10,"location":"nbg1","format":"xfs"}),
+        ))
+        .unwrap();
         assert_eq!(ok.placement, Placement::Location("nbg1".into()));
         let by_id = create_volume(&obj(json!({"name":"a","size":10,"location":2}))).unwrap();
         assert_eq!(by_id.placement, Placement::Location("2".into()));
@@ -172,10 +224,22 @@ mod tests {
             (json!({"name":"a","size":5,"location":"nbg1"}), "size"),
             (json!({"name":"a","size":10.5,"location":"nbg1"}), "size"),
             (json!({"name":"a","size":10}), "location"),
-            (json!({"name":"a","size":10,"location":"nbg1","server":1}), "location"),
-            (json!({"name":"a","size":10,"location":"nbg1","automount":true}), "automount"),
-            (json!({"name":"a","size":10,"location":"nbg1","format":"btrfs"}), "format"),
-            (json!({"name":"a","size":10,"location":"nbg1","labels":{"k":1}}), "labels"),
+            (
+                json!({"name":"a","size":10,"location":"nbg1","server":1}),
+                "location",
+            ),
+            (
+                json!({"name":"a","size":10,"location":"nbg1","automount":true}),
+                "automount",
+            ),
+            (
+                json!({"name":"a","size":10,"location":"nbg1","format":"btrfs"}),
+                "format",
+            ),
+            (
+                json!({"name":"a","size":10,"location":"nbg1","labels":{"k":1}}),
+                "labels",
+            ),
         ];
         for (body, field) in cases {
             let err = create_volume(&obj(body.clone())).unwrap_err();

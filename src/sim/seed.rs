@@ -73,32 +73,90 @@ fn running() -> String {
 /// The six Hetzner locations, with their public ids.
 pub fn default_locations() -> Vec<Location> {
     let rows = [
-        (1, "fsn1", "Falkenstein DC Park 1", "DE", "Falkenstein", 50.47612, 12.370071, "eu-central"),
-        (2, "nbg1", "Nuremberg DC Park 1", "DE", "Nuremberg", 49.452102, 11.076665, "eu-central"),
-        (3, "hel1", "Helsinki DC Park 1", "FI", "Helsinki", 60.169855, 24.938379, "eu-central"),
-        (4, "ash", "Ashburn, VA", "US", "Ashburn, VA", 39.045821, -77.487073, "us-east"),
-        (5, "hil", "Hillsboro, OR", "US", "Hillsboro, OR", 45.54222, -122.951924, "us-west"),
-        (6, "sin", "Singapore", "SG", "Singapore", 1.283333, 103.833333, "ap-southeast"),
+        (
+            1,
+            "fsn1",
+            "Falkenstein DC Park 1",
+            "DE",
+            "Falkenstein",
+            50.47612,
+            12.370071,
+            "eu-central",
+        ),
+        (
+            2,
+            "nbg1",
+            "Nuremberg DC Park 1",
+            "DE",
+            "Nuremberg",
+            49.452102,
+            11.076665,
+            "eu-central",
+        ),
+        (
+            3,
+            "hel1",
+            "Helsinki DC Park 1",
+            "FI",
+            "Helsinki",
+            60.169855,
+            24.938379,
+            "eu-central",
+        ),
+        (
+            4,
+            "ash",
+            "Ashburn, VA",
+            "US",
+            "Ashburn, VA",
+            39.045821,
+            -77.487073,
+            "us-east",
+        ),
+        (
+            5,
+            "hil",
+            "Hillsboro, OR",
+            "US",
+            "Hillsboro, OR",
+            45.54222,
+            -122.951924,
+            "us-west",
+        ),
+        (
+            6,
+            "sin",
+            "Singapore",
+            "SG",
+            "Singapore",
+            1.283333,
+            103.833333,
+            "ap-southeast",
+        ),
     ];
     rows.into_iter()
-        .map(|(id, name, description, country, city, latitude, longitude, zone)| Location {
-            id,
-            name: name.into(),
-            description: description.into(),
-            country: country.into(),
-            city: city.into(),
-            latitude,
-            longitude,
-            network_zone: zone.into(),
-        })
+        .map(
+            |(id, name, description, country, city, latitude, longitude, zone)| Location {
+                id,
+                name: name.into(),
+                description: description.into(),
+                country: country.into(),
+                city: city.into(),
+                latitude,
+                longitude,
+                network_zone: zone.into(),
+            },
+        )
         .collect()
 }
 
 impl Seed {
     /// Reads and parses a seed file.
     pub fn load(path: &Path) -> Result<Seed> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read seed file {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not a valid seed file", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read seed file {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid seed file", path.display()))
     }
 
     /// Builds the world, checking the seed for the API's own rules; every
@@ -109,9 +167,13 @@ impl Seed {
         let mut servers = BTreeMap::new();
         for s in self.servers {
             if !locations.iter().any(|l| l.name == s.location) {
-                problems.push(format!("server {}: unknown location '{}'", s.name, s.location));
+                problems.push(format!(
+                    "server {}: unknown location '{}'",
+                    s.name, s.location
+                ));
             }
-            if servers.values().any(|o: &SimServer| o.name == s.name) || servers.contains_key(&s.id) {
+            if servers.values().any(|o: &SimServer| o.name == s.name) || servers.contains_key(&s.id)
+            {
                 problems.push(format!("server {}: duplicate name or id {}", s.name, s.id));
             }
             let server = SimServer {
@@ -134,15 +196,22 @@ impl Seed {
             if let Err(e) = rules::check_volume_size(i64::from(v.size)) {
                 problems.push(format!("volume {}: size {e}", v.name));
             }
-            if volumes.values().any(|o: &SimVolume| o.name == v.name) || volumes.contains_key(&v.id) {
+            if volumes.values().any(|o: &SimVolume| o.name == v.name) || volumes.contains_key(&v.id)
+            {
                 problems.push(format!("volume {}: duplicate name or id {}", v.name, v.id));
             }
-            let server = v.server.as_ref().and_then(|n| servers.values_mut().find(|s| s.name == *n));
+            let server = v
+                .server
+                .as_ref()
+                .and_then(|n| servers.values_mut().find(|s| s.name == *n));
             let (server_id, location) = match (v.server.as_ref(), server) {
                 (Some(_), Some(s)) => {
                     s.volumes.push(v.id);
                     if v.location.as_ref().is_some_and(|l| *l != s.location) {
-                        problems.push(format!("volume {}: location differs from its server's", v.name));
+                        problems.push(format!(
+                            "volume {}: location differs from its server's",
+                            v.name
+                        ));
                     }
                     (Some(s.id), s.location.clone())
                 }
@@ -175,9 +244,14 @@ impl Seed {
             );
         }
         if !problems.is_empty() {
-            bail!("the seed breaks the API's rules:\n  {}", problems.join("\n  "));
+            bail!(
+                "the seed breaks the API's rules:\n  {}",
+                problems.join("\n  ")
+            );
         }
-        let next_volume_id = self.next_volume_id.unwrap_or_else(|| volumes.keys().max().map_or(100_000_000, |m| m + 1));
+        let next_volume_id = self
+            .next_volume_id
+            .unwrap_or_else(|| volumes.keys().max().map_or(100_000_000, |m| m + 1));
         Ok(World {
             locations,
             servers,
@@ -192,8 +266,10 @@ impl Seed {
 
 /// Reads a state file written by [`save_state`].
 pub fn load_state(path: &Path) -> Result<World> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read state file {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a simulator state file", path.display()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read state file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a simulator state file", path.display()))
 }
 
 /// Writes the world atomically to a state file.
@@ -213,7 +289,13 @@ mod tests {
         )
         .unwrap();
         let err = seed.into_world(0, 10).unwrap_err().to_string();
-        for want in ["unknown location 'mars'", "duplicate name", "volume -bad: name", "size must be", "unknown server 'zz'"] {
+        for want in [
+            "unknown location 'mars'",
+            "duplicate name",
+            "volume -bad: name",
+            "size must be",
+            "unknown server 'zz'",
+        ] {
             assert!(err.contains(want), "{want} missing from {err}");
         }
     }

@@ -79,7 +79,8 @@ pub fn run(opts: Options) -> Result<()> {
         p.as_ref()
             .map(|p| {
                 let f = File::options().create(true).append(true).open(p);
-                f.map(|f| Mutex::new(LineWriter::new(f))).with_context(|| format!("cannot open log {}", p.display()))
+                f.map(|f| Mutex::new(LineWriter::new(f)))
+                    .with_context(|| format!("cannot open log {}", p.display()))
             })
             .transpose()
     };
@@ -95,9 +96,13 @@ pub fn run(opts: Options) -> Result<()> {
     });
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handlers")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
     }
-    let addr = http.server_addr().to_ip().context("the listener has no IP address")?;
+    let addr = http
+        .server_addr()
+        .to_ip()
+        .context("the listener has no IP address")?;
     let http = Arc::new(http);
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
@@ -121,7 +126,9 @@ pub fn run(opts: Options) -> Result<()> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Sim {
@@ -147,14 +154,21 @@ impl Sim {
         let answer = if read_ok {
             self.answer(&method, path, raw_query, &body, auth.as_deref())
         } else {
-            error_answer(SimError::new(400, "json_error", "request body is not UTF-8"), "", None)
+            error_answer(
+                SimError::new(400, "json_error", "request body is not UTF-8"),
+                "",
+                None,
+            )
         };
         if answer.fault == Some(Fault::Stall) {
             std::thread::sleep(Duration::from_millis(self.opts.stall_ms));
         }
         let correlation_id = format!("{:016x}", rand::thread_rng().gen::<u64>());
         let (bytes, content_type) = match &answer.body {
-            Body::Json(v) => (serde_json::to_vec(v).unwrap_or_default(), Some("application/json")),
+            Body::Json(v) => (
+                serde_json::to_vec(v).unwrap_or_default(),
+                Some("application/json"),
+            ),
             Body::Empty => (Vec::new(), None),
             Body::Html(h) => (h.as_bytes().to_vec(), Some("text/html")),
         };
@@ -198,7 +212,14 @@ impl Sim {
         }
     }
 
-    fn answer(&self, method: &str, path: &str, raw_query: &str, body: &str, auth: Option<&str>) -> Answer {
+    fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        raw_query: &str,
+        body: &str,
+        auth: Option<&str>,
+    ) -> Answer {
         let Some(rest) = path.strip_prefix("/v1") else {
             return error_answer(SimError::not_found("route"), "", None);
         };
@@ -209,10 +230,18 @@ impl Sim {
         let key = if authorized { "token" } else { "anonymous" };
         let budget = self.limiter.lock().expect("limiter lock").take(key, now);
         if !authorized {
-            return error_answer(SimError::new(401, "unauthorized", "unable to authenticate"), route, Some(budget));
+            return error_answer(
+                SimError::new(401, "unauthorized", "unable to authenticate"),
+                route,
+                Some(budget),
+            );
         }
         if !budget.allowed {
-            let e = SimError::new(429, "rate_limit_exceeded", "limit of requests per hour reached");
+            let e = SimError::new(
+                429,
+                "rate_limit_exceeded",
+                "limit of requests per hour reached",
+            );
             return error_answer(e, route, Some(budget));
         }
         let (fault, fail_action) = {
@@ -225,7 +254,16 @@ impl Sim {
         let result = {
             let mut world = self.world.lock().expect("world lock");
             world.advance(now);
-            let result = dispatch(&mut world, method, route, &segments, &Query::parse(raw_query), body, now, fail_action);
+            let result = dispatch(
+                &mut world,
+                method,
+                route,
+                &segments,
+                &Query::parse(raw_query),
+                body,
+                now,
+                fail_action,
+            );
             if method != "GET" && result.is_ok() {
                 if let Some(path) = &self.opts.state {
                     if let Err(e) = save_state(path, &world) {
@@ -243,33 +281,69 @@ impl Sim {
                 budget: Some(budget),
                 fault,
             },
-            Err(e) => Answer { fault, ..error_answer(e, route, Some(budget)) },
+            Err(e) => Answer {
+                fault,
+                ..error_answer(e, route, Some(budget))
+            },
         }
     }
 }
 
 fn error_answer(e: SimError, route: &'static str, budget: Option<Budget>) -> Answer {
-    Answer { status: e.status, body: Body::Json(e.body()), route, budget, fault: None }
+    Answer {
+        status: e.status,
+        body: Body::Json(e.body()),
+        route,
+        budget,
+        fault: None,
+    }
 }
 
 fn fault_answer(fault: Fault, route: &'static str, budget: Budget) -> Option<Answer> {
     let e = match fault {
         Fault::RateLimited => {
-            let b = Budget { remaining: 0, ..budget };
-            let e = SimError::new(429, "rate_limit_exceeded", "limit of requests per hour reached");
-            return Some(Answer { fault: Some(fault), ..error_answer(e, route, Some(b)) });
+            let b = Budget {
+                remaining: 0,
+                ..budget
+            };
+            let e = SimError::new(
+                429,
+                "rate_limit_exceeded",
+                "limit of requests per hour reached",
+            );
+            return Some(Answer {
+                fault: Some(fault),
+                ..error_answer(e, route, Some(b))
+            });
         }
-        Fault::Conflict => SimError::new(409, "conflict", "the resource has changed during the request, please retry"),
+        Fault::Conflict => SimError::new(
+            409,
+            "conflict",
+            "the resource has changed during the request, please retry",
+        ),
         Fault::BadGateway => SimError::new(502, "bad_gateway", "bad gateway"),
-        Fault::Unavailable => SimError::new(503, "unavailable", "service is currently not available"),
-        Fault::GatewayTimeout => SimError::new(504, "timeout", "the request could not be answered in time"),
+        Fault::Unavailable => {
+            SimError::new(503, "unavailable", "service is currently not available")
+        }
+        Fault::GatewayTimeout => {
+            SimError::new(504, "timeout", "the request could not be answered in time")
+        }
         Fault::NonJson500 => {
             let html = "<html><body><h1>500 Internal Server Error</h1></body></html>";
-            return Some(Answer { status: 500, body: Body::Html(html), route, budget: Some(budget), fault: Some(fault) });
+            return Some(Answer {
+                status: 500,
+                body: Body::Html(html),
+                route,
+                budget: Some(budget),
+                fault: Some(fault),
+            });
         }
         Fault::Stall => return None,
     };
-    Some(Answer { fault: Some(fault), ..error_answer(e, route, Some(budget)) })
+    Some(Answer {
+        fault: Some(fault),
+        ..error_answer(e, route, Some(budget))
+    })
 }
 
 /// The OpenAPI path template a request's segments match ("" when none).
@@ -311,20 +385,38 @@ fn dispatch(
     fail: bool,
 ) -> Outcome {
     let id = |i: usize| -> Result<i64, SimError> {
-        segments.get(i).and_then(|s| s.parse::<i64>().ok()).ok_or_else(|| SimError::not_found("resource"))
+        segments
+            .get(i)
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| SimError::not_found("resource"))
     };
     let ok = |v: Value| Ok((200, Some(v)));
     let created = |v: Value| Ok((201, Some(v)));
     match (method, route) {
         ("GET", "/locations") => {
-            let mut items: Vec<_> = w.locations.iter().filter(|l| q.get("name").is_none_or(|n| l.name == n)).cloned().collect();
+            let mut items: Vec<_> = w
+                .locations
+                .iter()
+                .filter(|l| q.get("name").is_none_or(|n| l.name == n))
+                .cloned()
+                .collect();
             let keys = q.sort(&["id", "name"])?;
-            sort_by(&mut items, &keys, |l, f| if f == "name" { SortKey::Text(l.name.clone()) } else { SortKey::Int(l.id) });
+            sort_by(&mut items, &keys, |l, f| {
+                if f == "name" {
+                    SortKey::Text(l.name.clone())
+                } else {
+                    SortKey::Int(l.id)
+                }
+            });
             list(q, "locations", items)
         }
         ("GET", "/locations/{id}") => {
             let id = id(1)?;
-            let l = w.locations.iter().find(|l| l.id == id).ok_or_else(|| SimError::not_found("location"))?;
+            let l = w
+                .locations
+                .iter()
+                .find(|l| l.id == id)
+                .ok_or_else(|| SimError::not_found("location"))?;
             ok(json!({ "location": l }))
         }
         ("GET", "/servers") => {
@@ -348,14 +440,23 @@ fn dispatch(
             list(q, "servers", rendered)
         }
         ("GET", "/servers/{id}") => {
-            let s = w.servers.get(&id(1)?).ok_or_else(|| SimError::not_found("server"))?;
+            let s = w
+                .servers
+                .get(&id(1)?)
+                .ok_or_else(|| SimError::not_found("server"))?;
             ok(json!({ "server": w.render_server(s) }))
         }
         ("GET", "/volumes") => {
             let selector = q.selector()?;
             let statuses = q.all("status");
-            if let Some(bad) = statuses.iter().find(|s| !matches!(**s, "creating" | "available")) {
-                return Err(SimError::invalid_field("status", format!("'{bad}' is not creating or available")));
+            if let Some(bad) = statuses
+                .iter()
+                .find(|s| !matches!(**s, "creating" | "available"))
+            {
+                return Err(SimError::invalid_field(
+                    "status",
+                    format!("'{bad}' is not creating or available"),
+                ));
             }
             let mut items: Vec<_> = w
                 .volumes
@@ -380,7 +481,10 @@ fn dispatch(
             created(json!({ "volume": volume, "action": action, "next_actions": next }))
         }
         ("GET", "/volumes/{id}") => {
-            let v = w.volumes.get(&id(1)?).ok_or_else(|| SimError::not_found("volume"))?;
+            let v = w
+                .volumes
+                .get(&id(1)?)
+                .ok_or_else(|| SimError::not_found("volume"))?;
             ok(json!({ "volume": w.render_volume(v) }))
         }
         ("PUT", "/volumes/{id}") => {
@@ -413,34 +517,59 @@ fn dispatch(
         }
         ("GET", "/volumes/{id}/actions/{action_id}") => {
             let (vid, aid) = (id(1)?, id(3)?);
-            let a = w.actions.get(&aid).filter(|a| touches(a, vid, "volume")).ok_or_else(|| SimError::not_found("action"))?;
+            let a = w
+                .actions
+                .get(&aid)
+                .filter(|a| touches(a, vid, "volume"))
+                .ok_or_else(|| SimError::not_found("action"))?;
             ok(json!({ "action": w.render_action(a) }))
         }
         ("GET", "/volumes/actions") => {
             let ids: Vec<i64> = q.all("id").iter().filter_map(|i| i.parse().ok()).collect();
-            actions_list(w, q, |a| is_volume_action(a) && (ids.is_empty() || ids.contains(&a.id)))
+            actions_list(w, q, |a| {
+                is_volume_action(a) && (ids.is_empty() || ids.contains(&a.id))
+            })
         }
         ("GET", "/volumes/actions/{id}") => {
-            let a = w.actions.get(&id(2)?).filter(|a| is_volume_action(a)).ok_or_else(|| SimError::not_found("action"))?;
+            let a = w
+                .actions
+                .get(&id(2)?)
+                .filter(|a| is_volume_action(a))
+                .ok_or_else(|| SimError::not_found("action"))?;
             ok(json!({ "action": w.render_action(a) }))
         }
         ("GET", "/actions") => {
             let ids = q.all("id");
             if ids.is_empty() {
-                return Err(SimError::new(410, "deprecated_api_endpoint", "listing actions without id was removed"));
+                return Err(SimError::new(
+                    410,
+                    "deprecated_api_endpoint",
+                    "listing actions without id was removed",
+                ));
             }
             let ids: Vec<i64> = ids
                 .iter()
-                .map(|i| i.parse().map_err(|_| SimError::invalid_field("id", format!("'{i}' is not an action id"))))
+                .map(|i| {
+                    i.parse().map_err(|_| {
+                        SimError::invalid_field("id", format!("'{i}' is not an action id"))
+                    })
+                })
                 .collect::<Result<_, _>>()?;
             actions_list(w, q, |a| ids.contains(&a.id))
         }
         ("GET", "/actions/{id}") => {
-            let a = w.actions.get(&id(1)?).ok_or_else(|| SimError::not_found("action"))?;
+            let a = w
+                .actions
+                .get(&id(1)?)
+                .ok_or_else(|| SimError::not_found("action"))?;
             ok(json!({ "action": w.render_action(a) }))
         }
         (_, "") => Err(SimError::not_found("route")),
-        _ => Err(SimError::new(405, "method_not_allowed", format!("{method} is not allowed on {route}"))),
+        _ => Err(SimError::new(
+            405,
+            "method_not_allowed",
+            format!("{method} is not allowed on {route}"),
+        )),
     }
 }
 
@@ -454,8 +583,14 @@ fn is_volume_action(a: &SimAction) -> bool {
 
 fn actions_list(w: &World, q: &Query, keep: impl Fn(&SimAction) -> bool) -> Outcome {
     let statuses = q.all("status");
-    if let Some(bad) = statuses.iter().find(|s| !matches!(**s, "running" | "success" | "error")) {
-        return Err(SimError::invalid_field("status", format!("'{bad}' is not running, success or error")));
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !matches!(**s, "running" | "success" | "error"))
+    {
+        return Err(SimError::invalid_field(
+            "status",
+            format!("'{bad}' is not running, success or error"),
+        ));
     }
     let mut items: Vec<_> = w
         .actions
@@ -491,8 +626,14 @@ mod tests {
             (vec!["volumes"], "/volumes"),
             (vec!["volumes", "actions"], "/volumes/actions"),
             (vec!["volumes", "12"], "/volumes/{id}"),
-            (vec!["volumes", "12", "actions", "7"], "/volumes/{id}/actions/{action_id}"),
-            (vec!["volumes", "12", "actions", "detach"], "/volumes/{id}/actions/detach"),
+            (
+                vec!["volumes", "12", "actions", "7"],
+                "/volumes/{id}/actions/{action_id}",
+            ),
+            (
+                vec!["volumes", "12", "actions", "detach"],
+                "/volumes/{id}/actions/detach",
+            ),
             (vec!["volumes", "12", "actions", "explode"], ""),
             (vec!["floating_ips"], ""),
         ];

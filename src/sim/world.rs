@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::hcloud::rules::MAX_VOLUMES_PER_SERVER;
-use crate::hcloud::types::{Action, ActionError, ActionResource, Labels, Location, Protection, Volume};
+use crate::hcloud::types::{
+    Action, ActionError, ActionResource, Labels, Location, Protection, Volume,
+};
 
 use super::requests::{CreateVolume, Placement, UpdateVolume};
 use super::SimError;
@@ -95,16 +97,21 @@ impl World {
     pub fn advance(&mut self, now: u64) -> Vec<Applied> {
         let mut applied = Vec::new();
         loop {
-            let due = self.actions.values().filter(|a| a.finished_ms.is_none()).find_map(|a| {
-                let start = self.start_of(a)?;
-                (start + self.action_ms <= now).then_some((a.id, start + self.action_ms))
-            });
+            let due = self
+                .actions
+                .values()
+                .filter(|a| a.finished_ms.is_none())
+                .find_map(|a| {
+                    let start = self.start_of(a)?;
+                    (start + self.action_ms <= now).then_some((a.id, start + self.action_ms))
+                });
             let Some((id, at)) = due else { return applied };
             let (effect, will_fail, after) = {
                 let a = &self.actions[&id];
                 (a.effect, a.will_fail, a.after)
             };
-            let prerequisite_failed = after.is_some_and(|p| self.actions.get(&p).is_some_and(|p| p.failed));
+            let prerequisite_failed =
+                after.is_some_and(|p| self.actions.get(&p).is_some_and(|p| p.failed));
             let failed = will_fail || prerequisite_failed || !self.effect_possible(effect);
             if let Some(a) = self.actions.get_mut(&id) {
                 a.finished_ms = Some(at);
@@ -125,14 +132,25 @@ impl World {
     fn start_of(&self, a: &SimAction) -> Option<u64> {
         match a.after {
             None => Some(a.started_ms),
-            Some(p) => self.actions.get(&p).and_then(|p| p.finished_ms).map(|f| f.max(a.started_ms)),
+            Some(p) => self
+                .actions
+                .get(&p)
+                .and_then(|p| p.finished_ms)
+                .map(|f| f.max(a.started_ms)),
         }
     }
 
     fn effect_possible(&self, effect: Effect) -> bool {
         match effect {
-            Effect::Attach { volume, server } => self.volumes.get(&volume).is_some_and(|v| v.server.is_none())
-                && self.servers.get(&server).is_some_and(|s| s.volumes.len() < MAX_VOLUMES_PER_SERVER),
+            Effect::Attach { volume, server } => {
+                self.volumes
+                    .get(&volume)
+                    .is_some_and(|v| v.server.is_none())
+                    && self
+                        .servers
+                        .get(&server)
+                        .is_some_and(|s| s.volumes.len() < MAX_VOLUMES_PER_SERVER)
+            }
             Effect::Create { volume }
             | Effect::Detach { volume, .. }
             | Effect::Resize { volume, .. }
@@ -177,13 +195,19 @@ impl World {
     }
 
     fn volume_locked(&self, volume: i64) -> bool {
-        self.running().any(|a| a.resources.iter().any(|(id, kind)| *id == volume && kind == "volume"))
+        self.running().any(|a| {
+            a.resources
+                .iter()
+                .any(|(id, kind)| *id == volume && kind == "volume")
+        })
     }
 
     fn server_locked(&self, server: i64) -> bool {
         self.running().any(|a| {
             matches!(a.effect, Effect::Attach { .. } | Effect::Detach { .. })
-                && a.resources.iter().any(|(id, kind)| *id == server && kind == "server")
+                && a.resources
+                    .iter()
+                    .any(|(id, kind)| *id == server && kind == "server")
         })
     }
 
@@ -191,10 +215,20 @@ impl World {
         self.actions.values().filter(|a| a.finished_ms.is_none())
     }
 
-    fn start_action(&mut self, command: &str, effect: Effect, resources: Vec<(i64, &str)>, now: u64, fail: bool) -> i64 {
+    fn start_action(
+        &mut self,
+        command: &str,
+        effect: Effect,
+        resources: Vec<(i64, &str)>,
+        now: u64,
+        fail: bool,
+    ) -> i64 {
         let id = self.next_action_id;
         self.next_action_id += 1;
-        let resources = resources.into_iter().map(|(i, k)| (i, k.to_string())).collect();
+        let resources = resources
+            .into_iter()
+            .map(|(i, k)| (i, k.to_string()))
+            .collect();
         let action = SimAction {
             id,
             command: command.into(),
@@ -214,15 +248,21 @@ impl World {
 
     /// A location by id or name.
     pub fn location(&self, id_or_name: &str) -> Option<&Location> {
-        self.locations.iter().find(|l| l.name == id_or_name || l.id.to_string() == id_or_name)
+        self.locations
+            .iter()
+            .find(|l| l.name == id_or_name || l.id.to_string() == id_or_name)
     }
 
     fn volume(&self, id: i64) -> Result<&SimVolume, SimError> {
-        self.volumes.get(&id).ok_or_else(|| SimError::not_found("volume"))
+        self.volumes
+            .get(&id)
+            .ok_or_else(|| SimError::not_found("volume"))
     }
 
     fn server(&self, id: i64) -> Result<&SimServer, SimError> {
-        self.servers.get(&id).ok_or_else(|| SimError::not_found("server"))
+        self.servers
+            .get(&id)
+            .ok_or_else(|| SimError::not_found("server"))
     }
 
     // ---- rendering -------------------------------------------------------------
@@ -234,10 +274,15 @@ impl World {
             created: v.created.clone(),
             name: v.name.clone(),
             server: v.server,
-            location: self.location(&v.location).cloned().unwrap_or_else(|| unknown_location(&v.location)),
+            location: self
+                .location(&v.location)
+                .cloned()
+                .unwrap_or_else(|| unknown_location(&v.location)),
             size: v.size,
             linux_device: format!("/dev/disk/by-id/scsi-0HC_Volume_{}", v.id),
-            protection: Protection { delete: v.protected },
+            protection: Protection {
+                delete: v.protected,
+            },
             labels: v.labels.clone(),
             status: v.status.clone(),
             format: v.format.clone(),
@@ -259,18 +304,33 @@ impl World {
             progress: if finished.is_some() { 100 } else { 0 },
             started: timestamp(self.start_of(a).unwrap_or(a.started_ms)),
             finished: finished.map(timestamp),
-            resources: a.resources.iter().map(|(id, kind)| ActionResource { id: *id, kind: kind.clone() }).collect(),
-            error: a.failed.then(|| ActionError { code: "action_failed".into(), message: "Action failed".into() }),
+            resources: a
+                .resources
+                .iter()
+                .map(|(id, kind)| ActionResource {
+                    id: *id,
+                    kind: kind.clone(),
+                })
+                .collect(),
+            error: a.failed.then(|| ActionError {
+                code: "action_failed".into(),
+                message: "Action failed".into(),
+            }),
         }
     }
 
     /// A server in the API's full shape (every key the OpenAPI document requires).
     pub fn render_server(&self, s: &SimServer) -> Value {
-        let location = self.location(&s.location).cloned().unwrap_or_else(|| unknown_location(&s.location));
+        let location = self
+            .location(&s.location)
+            .cloned()
+            .unwrap_or_else(|| unknown_location(&s.location));
         let private_net: Vec<Value> = s
             .private_ip
             .iter()
-            .map(|ip| json!({"network": 1, "ip": ip, "alias_ips": [], "mac_address": mac_for(s.id)}))
+            .map(
+                |ip| json!({"network": 1, "ip": ip, "alias_ips": [], "mac_address": mac_for(s.id)}),
+            )
             .collect();
         json!({
             "id": s.id,
@@ -321,7 +381,9 @@ impl World {
     ) -> Result<(Volume, Action, Vec<Action>), SimError> {
         let (location, server) = match &req.placement {
             Placement::Location(l) => {
-                let loc = self.location(l).ok_or_else(|| SimError::invalid_field("location", "location not found"))?;
+                let loc = self
+                    .location(l)
+                    .ok_or_else(|| SimError::invalid_field("location", "location not found"))?;
                 (loc.name.clone(), None)
             }
             Placement::Server(id) => (self.server(*id)?.location.clone(), Some(*id)),
@@ -353,12 +415,21 @@ impl World {
         if let Some(s) = server {
             resources.insert(0, (s, "server"));
         }
-        let create = self.start_action("create_volume", Effect::Create { volume: id }, resources, now, fail);
+        let create = self.start_action(
+            "create_volume",
+            Effect::Create { volume: id },
+            resources,
+            now,
+            fail,
+        );
         let mut next = Vec::new();
         if let Some(s) = server {
             let attach = self.start_action(
                 "attach_volume",
-                Effect::Attach { volume: id, server: s },
+                Effect::Attach {
+                    volume: id,
+                    server: s,
+                },
                 vec![(s, "server"), (id, "volume")],
                 now,
                 false,
@@ -395,34 +466,62 @@ impl World {
     pub fn delete_volume(&mut self, id: i64) -> Result<(), SimError> {
         let v = self.volume(id)?;
         if v.protected {
-            return Err(SimError::new(423, "protected", "volume deletion is protected"));
+            return Err(SimError::new(
+                423,
+                "protected",
+                "volume deletion is protected",
+            ));
         }
         if self.volume_locked(id) {
             return Err(locked("volume"));
         }
         if v.server.is_some() {
-            return Err(SimError::new(422, "service_error", format!("volume with ID '{id}' is still attached to a server")));
+            return Err(SimError::new(
+                422,
+                "service_error",
+                format!("volume with ID '{id}' is still attached to a server"),
+            ));
         }
         self.volumes.remove(&id);
         Ok(())
     }
 
     /// `POST /volumes/{id}/actions/attach`.
-    pub fn attach_volume(&mut self, id: i64, server: i64, now: u64, fail: bool) -> Result<Action, SimError> {
+    pub fn attach_volume(
+        &mut self,
+        id: i64,
+        server: i64,
+        now: u64,
+        fail: bool,
+    ) -> Result<Action, SimError> {
         let v = self.volume(id)?.clone();
         let s = self.server(server)?.clone();
         if self.volume_locked(id) {
             return Err(locked("volume"));
         }
         if v.server.is_some() {
-            return Err(SimError::new(422, "volume_already_attached", "volume is already attached to a server"));
+            return Err(SimError::new(
+                422,
+                "volume_already_attached",
+                "volume is already attached to a server",
+            ));
         }
         if v.location != s.location {
-            return Err(SimError::new(422, "invalid_input", "volume and server must be in the same location"));
+            return Err(SimError::new(
+                422,
+                "invalid_input",
+                "volume and server must be in the same location",
+            ));
         }
         self.check_attachable(server)?;
         let effect = Effect::Attach { volume: id, server };
-        let action = self.start_action("attach_volume", effect, vec![(server, "server"), (id, "volume")], now, fail);
+        let action = self.start_action(
+            "attach_volume",
+            effect,
+            vec![(server, "server"), (id, "volume")],
+            now,
+            fail,
+        );
         Ok(self.render_action(&self.actions[&action]))
     }
 
@@ -439,7 +538,9 @@ impl World {
             return Err(SimError::new(
                 422,
                 "limit_exceeded_error",
-                format!("server already has the maximum of {MAX_VOLUMES_PER_SERVER} volumes attached"),
+                format!(
+                    "server already has the maximum of {MAX_VOLUMES_PER_SERVER} volumes attached"
+                ),
             ));
         }
         Ok(())
@@ -452,18 +553,34 @@ impl World {
             return Err(locked("volume"));
         }
         let Some(server) = v.server else {
-            return Err(SimError::new(422, "invalid_input", "volume is not attached to a server"));
+            return Err(SimError::new(
+                422,
+                "invalid_input",
+                "volume is not attached to a server",
+            ));
         };
         if self.server_locked(server) {
             return Err(locked("server"));
         }
         let effect = Effect::Detach { volume: id, server };
-        let action = self.start_action("detach_volume", effect, vec![(server, "server"), (id, "volume")], now, fail);
+        let action = self.start_action(
+            "detach_volume",
+            effect,
+            vec![(server, "server"), (id, "volume")],
+            now,
+            fail,
+        );
         Ok(self.render_action(&self.actions[&action]))
     }
 
     /// `POST /volumes/{id}/actions/resize`: grow only.
-    pub fn resize_volume(&mut self, id: i64, size: u32, now: u64, fail: bool) -> Result<Action, SimError> {
+    pub fn resize_volume(
+        &mut self,
+        id: i64,
+        size: u32,
+        now: u64,
+        fail: bool,
+    ) -> Result<Action, SimError> {
         let v = self.volume(id)?;
         if size <= v.size {
             return Err(SimError {
@@ -476,20 +593,37 @@ impl World {
         if self.volume_locked(id) {
             return Err(locked("volume"));
         }
-        let action = self.start_action("resize_volume", Effect::Resize { volume: id, size }, vec![(id, "volume")], now, fail);
+        let action = self.start_action(
+            "resize_volume",
+            Effect::Resize { volume: id, size },
+            vec![(id, "volume")],
+            now,
+            fail,
+        );
         Ok(self.render_action(&self.actions[&action]))
     }
 
     /// `POST /volumes/{id}/actions/change_protection`: applied at once, like
     /// the real API, and returned already finished.
-    pub fn change_protection(&mut self, id: i64, delete: Option<bool>, now: u64) -> Result<Action, SimError> {
+    pub fn change_protection(
+        &mut self,
+        id: i64,
+        delete: Option<bool>,
+        now: u64,
+    ) -> Result<Action, SimError> {
         let v = self.volume(id)?;
         if self.volume_locked(id) {
             return Err(locked("volume"));
         }
         let delete = delete.unwrap_or(v.protected);
         let effect = Effect::Protect { volume: id, delete };
-        let action = self.start_action("change_protection", effect, vec![(id, "volume")], now, false);
+        let action = self.start_action(
+            "change_protection",
+            effect,
+            vec![(id, "volume")],
+            now,
+            false,
+        );
         self.apply(effect);
         if let Some(a) = self.actions.get_mut(&action) {
             a.finished_ms = Some(now);
@@ -507,10 +641,16 @@ impl World {
                 match self.servers.get(&s) {
                     Some(server) if server.volumes.contains(&v.id) => {
                         if server.location != v.location {
-                            problems.push(format!("volume {} and server {} are in different locations", v.id, s));
+                            problems.push(format!(
+                                "volume {} and server {} are in different locations",
+                                v.id, s
+                            ));
                         }
                     }
-                    _ => problems.push(format!("volume {} says server {} but the server does not list it", v.id, s)),
+                    _ => problems.push(format!(
+                        "volume {} says server {} but the server does not list it",
+                        v.id, s
+                    )),
                 }
             }
             if self.volumes.values().filter(|o| o.name == v.name).count() > 1 {
@@ -520,7 +660,10 @@ impl World {
         for s in self.servers.values() {
             for vid in &s.volumes {
                 if self.volumes.get(vid).and_then(|v| v.server) != Some(s.id) {
-                    problems.push(format!("server {} lists volume {} which is not attached to it", s.id, vid));
+                    problems.push(format!(
+                        "server {} lists volume {} which is not attached to it",
+                        s.id, vid
+                    ));
                 }
             }
             if s.volumes.len() > MAX_VOLUMES_PER_SERVER {
@@ -541,7 +684,11 @@ fn uniqueness() -> SimError {
 }
 
 fn locked(what: &str) -> SimError {
-    SimError::new(423, "locked", format!("cannot perform operation because {what} is locked"))
+    SimError::new(
+        423,
+        "locked",
+        format!("cannot perform operation because {what} is locked"),
+    )
 }
 
 fn unknown_location(name: &str) -> Location {
@@ -564,8 +711,10 @@ fn mac_for(id: i64) -> String {
 
 /// Formats milliseconds since the epoch as RFC 3339 with seconds, in UTC.
 pub fn timestamp(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 #[cfg(test)]
@@ -602,7 +751,12 @@ pub(crate) mod tests {
         }
     }
 
-    fn create(w: &mut World, name: &str, placement: Placement, now: u64) -> Result<(Volume, Action, Vec<Action>), SimError> {
+    fn create(
+        w: &mut World,
+        name: &str,
+        placement: Placement,
+        now: u64,
+    ) -> Result<(Volume, Action, Vec<Action>), SimError> {
         let req = CreateVolume {
             name: name.into(),
             size: 10,
@@ -618,11 +772,20 @@ pub(crate) mod tests {
     fn create_with_server_attaches_after_the_create_finishes() {
         let mut w = world();
         let (v, create, next) = create(&mut w, "v", Placement::Server(1), 0).unwrap();
-        assert_eq!((v.status.as_str(), v.server, next.len()), ("creating", None, 1));
+        assert_eq!(
+            (v.status.as_str(), v.server, next.len()),
+            ("creating", None, 1)
+        );
         assert_eq!(create.resources[0].kind, "server");
         assert_eq!(w.advance(9), vec![]);
         assert_eq!(w.advance(10), vec![Effect::Create { volume: v.id }]);
-        assert_eq!(w.advance(20), vec![Effect::Attach { volume: v.id, server: 1 }]);
+        assert_eq!(
+            w.advance(20),
+            vec![Effect::Attach {
+                volume: v.id,
+                server: 1
+            }]
+        );
         assert_eq!(w.servers[&1].volumes, vec![v.id]);
         assert!(w.invariant_violations().is_empty());
     }
@@ -632,25 +795,63 @@ pub(crate) mod tests {
         let mut w = world();
         let (v, ..) = create(&mut w, "v", Placement::Location("nbg1".into()), 0).unwrap();
         // Running create locks the volume.
-        assert_eq!(w.attach_volume(v.id, 1, 1, false).unwrap_err().code, "locked");
+        assert_eq!(
+            w.attach_volume(v.id, 1, 1, false).unwrap_err().code,
+            "locked"
+        );
         w.advance(100);
         let cases: Vec<(Result<(), SimError>, u16, &str)> = vec![
-            (create(&mut w, "v", Placement::Location("nbg1".into()), 100).map(|_| ()), 409, "uniqueness_error"),
-            (create(&mut w, "w", Placement::Location("mars1".into()), 100).map(|_| ()), 422, "invalid_input"),
-            (create(&mut w, "w", Placement::Server(99), 100).map(|_| ()), 404, "not_found"),
-            (w.attach_volume(v.id, 3, 100, false).map(|_| ()), 422, "invalid_input"),
-            (w.detach_volume(v.id, 100, false).map(|_| ()), 422, "invalid_input"),
-            (w.resize_volume(v.id, 10, 100, false).map(|_| ()), 422, "invalid_input"),
+            (
+                create(&mut w, "v", Placement::Location("nbg1".into()), 100).map(|_| ()),
+                409,
+                "uniqueness_error",
+            ),
+            (
+                create(&mut w, "w", Placement::Location("mars1".into()), 100).map(|_| ()),
+                422,
+                "invalid_input",
+            ),
+            (
+                create(&mut w, "w", Placement::Server(99), 100).map(|_| ()),
+                404,
+                "not_found",
+            ),
+            (
+                w.attach_volume(v.id, 3, 100, false).map(|_| ()),
+                422,
+                "invalid_input",
+            ),
+            (
+                w.detach_volume(v.id, 100, false).map(|_| ()),
+                422,
+                "invalid_input",
+            ),
+            (
+                w.resize_volume(v.id, 10, 100, false).map(|_| ()),
+                422,
+                "invalid_input",
+            ),
             (w.delete_volume(12345), 404, "not_found"),
         ];
         for (i, (got, status, code)) in cases.into_iter().enumerate() {
             let err = got.unwrap_err();
-            assert_eq!((err.status, err.code), (status, code), "case {i}: {}", err.message);
+            assert_eq!(
+                (err.status, err.code),
+                (status, code),
+                "case {i}: {}",
+                err.message
+            );
         }
         w.attach_volume(v.id, 1, 100, false).unwrap();
-        assert_eq!(w.attach_volume(v.id, 2, 101, false).unwrap_err().code, "locked");
+        assert_eq!(
+            w.attach_volume(v.id, 2, 101, false).unwrap_err().code,
+            "locked"
+        );
         w.advance(200);
-        assert_eq!(w.attach_volume(v.id, 2, 200, false).unwrap_err().code, "volume_already_attached");
+        assert_eq!(
+            w.attach_volume(v.id, 2, 200, false).unwrap_err().code,
+            "volume_already_attached"
+        );
         assert_eq!(w.delete_volume(v.id).unwrap_err().code, "service_error");
         w.change_protection(v.id, Some(true), 200).unwrap();
         assert_eq!(w.delete_volume(v.id).unwrap_err().code, "protected");
@@ -675,7 +876,12 @@ pub(crate) mod tests {
         for i in 0..16 {
             create(&mut w, &format!("v{i}"), Placement::Server(1), i * 100).unwrap();
             // The attach that follows a create locks the server until it is done.
-            assert_eq!(create(&mut w, "other", Placement::Server(1), i * 100 + 1).unwrap_err().code, "locked");
+            assert_eq!(
+                create(&mut w, "other", Placement::Server(1), i * 100 + 1)
+                    .unwrap_err()
+                    .code,
+                "locked"
+            );
             w.advance(i * 100 + 50);
         }
         let err = create(&mut w, "v16", Placement::Server(1), 5000).unwrap_err();

@@ -11,7 +11,10 @@ use crate::util::Sim;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
@@ -21,8 +24,14 @@ fn every_volume_endpoint_round_trip() {
 
     let locations = c.list_locations().unwrap();
     assert!(locations.iter().any(|l| l.name == "hel1"));
-    let builder = c.server_by_name("builder-01").unwrap().expect("seeded server");
-    assert_eq!(c.get_server(builder.id).unwrap().unwrap().name, "builder-01");
+    let builder = c
+        .server_by_name("builder-01")
+        .unwrap()
+        .expect("seeded server");
+    assert_eq!(
+        c.get_server(builder.id).unwrap().unwrap().name,
+        "builder-01"
+    );
     assert!(c.server_by_name("no-such-server").unwrap().is_none());
     assert_eq!(c.list_servers(None).unwrap().len(), 47);
 
@@ -40,28 +49,58 @@ fn every_volume_endpoint_round_trip() {
     let done = c.wait_for(&created.actions, WAIT).unwrap();
     assert!(done.iter().all(|a| a.status == "success"));
     let v = c.get_volume(created.volume.id).unwrap().unwrap();
-    assert_eq!((v.server, v.status.as_str(), v.format.as_deref()), (Some(builder.id), "available", Some("ext4")));
-    assert_eq!(v.linux_device, format!("/dev/disk/by-id/scsi-0HC_Volume_{}", v.id));
+    assert_eq!(
+        (v.server, v.status.as_str(), v.format.as_deref()),
+        (Some(builder.id), "available", Some("ext4"))
+    );
+    assert_eq!(
+        v.linux_device,
+        format!("/dev/disk/by-id/scsi-0HC_Volume_{}", v.id)
+    );
 
     // Detach, resize, protect, relabel, attach again.
     c.wait_for(&[c.detach_volume(v.id).unwrap()], WAIT).unwrap();
-    c.wait_for(&[c.resize_volume(v.id, 40).unwrap()], WAIT).unwrap();
-    c.wait_for(&[c.change_volume_protection(v.id, true).unwrap()], WAIT).unwrap();
-    let renamed = c.update_volume(v.id, Some("kbv3-tmp"), Some(&labels(&[("a", "b")]))).unwrap();
-    assert_eq!((renamed.name.as_str(), renamed.size, renamed.protection.delete), ("kbv3-tmp", 40, true));
+    c.wait_for(&[c.resize_volume(v.id, 40).unwrap()], WAIT)
+        .unwrap();
+    c.wait_for(&[c.change_volume_protection(v.id, true).unwrap()], WAIT)
+        .unwrap();
+    let renamed = c
+        .update_volume(v.id, Some("kbv3-tmp"), Some(&labels(&[("a", "b")])))
+        .unwrap();
+    assert_eq!(
+        (
+            renamed.name.as_str(),
+            renamed.size,
+            renamed.protection.delete
+        ),
+        ("kbv3-tmp", 40, true)
+    );
     assert_eq!(c.volume_by_name("kbv3-tmp").unwrap().unwrap().id, v.id);
     let refused = c.delete_volume(v.id).unwrap_err();
     assert_eq!(refused.code(), "protected");
-    assert!(refused.to_string().starts_with("volume deletion is protected (protected, "), "{refused}");
-    c.wait_for(&[c.change_volume_protection(v.id, false).unwrap()], WAIT).unwrap();
-    c.wait_for(&[c.attach_volume(v.id, builder.id, Some(false)).unwrap()], WAIT).unwrap();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("volume deletion is protected (protected, "),
+        "{refused}"
+    );
+    c.wait_for(&[c.change_volume_protection(v.id, false).unwrap()], WAIT)
+        .unwrap();
+    c.wait_for(
+        &[c.attach_volume(v.id, builder.id, Some(false)).unwrap()],
+        WAIT,
+    )
+    .unwrap();
     assert_eq!(c.delete_volume(v.id).unwrap_err().code(), "service_error");
     c.wait_for(&[c.detach_volume(v.id).unwrap()], WAIT).unwrap();
     c.delete_volume(v.id).unwrap();
     assert!(c.get_volume(v.id).unwrap().is_none());
     assert!(c.running_actions_of_volume(104011392).unwrap().is_empty());
     let stats = c.stats();
-    assert!(stats.requests["POST"] >= 7 && stats.requests["DELETE"] == 3, "{stats:?}");
+    assert!(
+        stats.requests["POST"] >= 7 && stats.requests["DELETE"] == 3,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -86,11 +125,21 @@ fn listing_follows_every_page_and_filters() {
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted, "default order is by id");
-    let first = VolumeFilter { label_selector: Some("batch in (first)".into()), ..VolumeFilter::default() };
+    let first = VolumeFilter {
+        label_selector: Some("batch in (first)".into()),
+        ..VolumeFilter::default()
+    };
     assert_eq!(c.list_volumes(&first).unwrap().len(), 5);
-    let not_legacy = VolumeFilter { label_selector: Some("!generation".into()), ..VolumeFilter::default() };
+    let not_legacy = VolumeFilter {
+        label_selector: Some("!generation".into()),
+        ..VolumeFilter::default()
+    };
     assert_eq!(c.list_volumes(&not_legacy).unwrap().len(), 25);
-    let pages = sim.requests().iter().filter(|r| r["path"] == "/v1/volumes" && r["query"].as_str().unwrap().contains("page=2")).count();
+    let pages = sim
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "/v1/volumes" && r["query"].as_str().unwrap().contains("page=2"))
+        .count();
     assert!(pages >= 1, "the second page was fetched");
 }
 
@@ -98,27 +147,51 @@ fn listing_follows_every_page_and_filters() {
 fn a_failed_action_is_an_error_with_its_code() {
     let sim = Sim::start(&["--faults", "action_error=1"]);
     let c = sim.client();
-    let req = CreateVolumeRequest { name: "doomed".into(), size: 10, location: Some("nbg1".into()), ..Default::default() };
+    let req = CreateVolumeRequest {
+        name: "doomed".into(),
+        size: 10,
+        location: Some("nbg1".into()),
+        ..Default::default()
+    };
     let created = c.create_volume(&req).unwrap();
     let err = c.wait_for(&created.actions, WAIT).unwrap_err();
     match &err {
-        Error::ActionFailed { code, command, action_id, .. } => {
-            assert_eq!((code.as_str(), command.as_str()), ("action_failed", "create_volume"));
+        Error::ActionFailed {
+            code,
+            command,
+            action_id,
+            ..
+        } => {
+            assert_eq!(
+                (code.as_str(), command.as_str()),
+                ("action_failed", "create_volume")
+            );
             assert_eq!(*action_id, created.actions[0].id);
         }
         other => panic!("expected an action failure, got {other}"),
     }
-    assert!(c.get_volume(created.volume.id).unwrap().is_none(), "a failed create leaves nothing behind");
+    assert!(
+        c.get_volume(created.volume.id).unwrap().is_none(),
+        "a failed create leaves nothing behind"
+    );
 }
 
 #[test]
 fn locked_volume_is_retried_until_the_running_action_ends() {
-    let sim = Sim::start(&["--action-ms", "300"]);
-    let c = sim.client();
-    let req = CreateVolumeRequest { name: "fresh".into(), size: 10, location: Some("nbg1".into()), ..Default::default() };
+    let sim = Sim::start(&["--action-ms", "1000"]);
+    // Even with the smallest jitter, five retries from 300 ms outlast the 1 s action.
+    let mut cfg = crate::util::fast_config(&sim.endpoint);
+    cfg.retry = kbv3::hcloud::backoff::RetryPolicy::with_base(Duration::from_millis(300));
+    let c = kbv3::hcloud::Client::new(cfg).unwrap();
+    let server = c.server_by_name("builder-01").unwrap().unwrap();
+    let req = CreateVolumeRequest {
+        name: "fresh".into(),
+        size: 10,
+        location: Some("nbg1".into()),
+        ..Default::default()
+    };
     let created = c.create_volume(&req).unwrap();
     // The create is still running: the API answers 423 locked, the client waits it out.
-    let server = c.server_by_name("builder-01").unwrap().unwrap();
     let attach = c.attach_volume(created.volume.id, server.id, None).unwrap();
     c.wait_for(&[attach], WAIT).unwrap();
     assert!(c.stats().retries >= 1);
@@ -129,8 +202,18 @@ fn locked_volume_is_retried_until_the_running_action_ends() {
 fn an_action_wait_has_a_deadline() {
     let sim = Sim::start(&["--action-ms", "60000"]);
     let c = sim.client();
-    let req = CreateVolumeRequest { name: "slow".into(), size: 10, location: Some("nbg1".into()), ..Default::default() };
+    let req = CreateVolumeRequest {
+        name: "slow".into(),
+        size: 10,
+        location: Some("nbg1".into()),
+        ..Default::default()
+    };
     let created = c.create_volume(&req).unwrap();
-    let err = c.wait_for(&created.actions, Duration::from_millis(200)).unwrap_err();
-    assert!(matches!(&err, Error::ActionTimeout { running, .. } if running == &vec![created.actions[0].id]), "{err}");
+    let err = c
+        .wait_for(&created.actions, Duration::from_millis(200))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ActionTimeout { running, .. } if running == &vec![created.actions[0].id]),
+        "{err}"
+    );
 }

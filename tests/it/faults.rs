@@ -11,43 +11,85 @@ const WAIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn transient_faults_are_retried_through_a_hundred_operations() {
-    let sim = Sim::start(&["--faults", "429=0.05,409=0.05,502=0.05,504=0.05", "--fault-seed", "42"]);
+    let sim = Sim::start(&[
+        "--faults",
+        "429=0.05,409=0.05,502=0.05,504=0.05",
+        "--fault-seed",
+        "42",
+    ]);
     let c = sim.client();
-    let hosts = ["builder-01", "litellm-01", "ml-platform-01", "nocodb-01", "baserow-01", "vector-db-01", "siem-01"];
+    let hosts = [
+        "builder-01",
+        "litellm-01",
+        "ml-platform-01",
+        "nocodb-01",
+        "baserow-01",
+        "vector-db-01",
+        "siem-01",
+    ];
     let mut ops = 0;
     let mut cycle = 0;
     while ops < 100 {
-        let server = c.server_by_name(hosts[cycle % hosts.len()]).unwrap().unwrap();
+        let server = c
+            .server_by_name(hosts[cycle % hosts.len()])
+            .unwrap()
+            .unwrap();
         let name = format!("scenario-{cycle:02}");
-        let req = CreateVolumeRequest { name: name.clone(), size: 10, location: Some("nbg1".into()), ..Default::default() };
+        let req = CreateVolumeRequest {
+            name: name.clone(),
+            size: 10,
+            location: Some("nbg1".into()),
+            ..Default::default()
+        };
         let created = c.create_volume(&req).unwrap();
         c.wait_for(&created.actions, WAIT).unwrap();
         let id = created.volume.id;
-        c.wait_for(&[c.attach_volume(id, server.id, Some(false)).unwrap()], WAIT).unwrap();
-        c.wait_for(&[c.resize_volume(id, 20).unwrap()], WAIT).unwrap();
+        c.wait_for(
+            &[c.attach_volume(id, server.id, Some(false)).unwrap()],
+            WAIT,
+        )
+        .unwrap();
+        c.wait_for(&[c.resize_volume(id, 20).unwrap()], WAIT)
+            .unwrap();
         let labels: Labels = [("cycle".to_string(), cycle.to_string())].into();
         c.update_volume(id, None, Some(&labels)).unwrap();
-        c.wait_for(&[c.change_volume_protection(id, true).unwrap()], WAIT).unwrap();
-        c.wait_for(&[c.change_volume_protection(id, false).unwrap()], WAIT).unwrap();
+        c.wait_for(&[c.change_volume_protection(id, true).unwrap()], WAIT)
+            .unwrap();
+        c.wait_for(&[c.change_volume_protection(id, false).unwrap()], WAIT)
+            .unwrap();
         c.wait_for(&[c.detach_volume(id).unwrap()], WAIT).unwrap();
         let v = c.get_volume(id).unwrap().unwrap();
-        assert_eq!((v.size, v.server, v.labels["cycle"].clone()), (20, None, cycle.to_string()));
+        assert_eq!(
+            (v.size, v.server, v.labels["cycle"].clone()),
+            (20, None, cycle.to_string())
+        );
         c.delete_volume(id).unwrap();
         ops += 9;
         cycle += 1;
     }
     let stats = c.stats();
-    let faults = sim.requests().iter().filter(|r| !r["fault"].is_null()).count();
+    let faults = sim
+        .requests()
+        .iter()
+        .filter(|r| !r["fault"].is_null())
+        .count();
     eprintln!(
         "fault scenario: {ops} operations, {} requests ({:?}), {} retries, {faults} injected faults, 0 failures",
         stats.total(),
         stats.requests,
         stats.retries
     );
-    assert!(faults > 0 && stats.retries as usize >= faults, "every injected fault was retried");
+    assert!(
+        faults > 0 && stats.retries as usize >= faults,
+        "every injected fault was retried"
+    );
     if let Ok(dir) = std::env::var("KBV3_RESPONSE_LOG_DIR") {
         let summary = serde_json::json!({"operations": ops, "requests": stats.requests, "retries": stats.retries, "faults": faults});
-        std::fs::write(std::path::Path::new(&dir).join("../fault-scenario.json"), summary.to_string()).unwrap();
+        std::fs::write(
+            std::path::Path::new(&dir).join("../fault-scenario.json"),
+            summary.to_string(),
+        )
+        .unwrap();
     }
 }
 
@@ -55,9 +97,15 @@ fn transient_faults_are_retried_through_a_hundred_operations() {
 fn permanent_unavailable_fails_after_a_bounded_number_of_attempts() {
     let sim = Sim::start(&["--faults", "503=1"]);
     let err = sim.client().get_volume(104011392).unwrap_err();
-    assert!(matches!(err, Error::RetriesExhausted { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::RetriesExhausted { attempts: 3, .. }),
+        "{err:?}"
+    );
     assert_eq!(err.code(), "unavailable");
-    assert!(err.to_string().contains("(gave up after 3 attempts)"), "{err}");
+    assert!(
+        err.to_string().contains("(gave up after 3 attempts)"),
+        "{err}"
+    );
     assert_eq!(sim.requests().len(), 3);
 }
 
@@ -81,7 +129,12 @@ fn a_non_json_500_is_a_clear_error_and_not_retried() {
     let sim = Sim::start(&["--faults", "500=1"]);
     let err = sim.client().get_volume(104011392).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("GET /volumes/104011392: unexpected HTTP 500 answer that is not Hetzner API JSON"), "{text}");
+    assert!(
+        text.starts_with(
+            "GET /volumes/104011392: unexpected HTTP 500 answer that is not Hetzner API JSON"
+        ),
+        "{text}"
+    );
     assert_eq!(sim.requests().len(), 1);
 }
 
@@ -103,16 +156,31 @@ fn a_stalled_answer_times_out_with_a_clear_error() {
 fn a_create_whose_answer_was_lost_adopts_the_volume_it_made() {
     // Every answer stalls past the timeout: the first POST creates the volume,
     // the retry meets uniqueness_error, and the client adopts the volume.
-    let sim = Sim::start(&["--faults", "stall=0.5", "--fault-seed", "3", "--stall-ms", "1000"]);
+    let sim = Sim::start(&[
+        "--faults",
+        "stall=0.5",
+        "--fault-seed",
+        "3",
+        "--stall-ms",
+        "1000",
+    ]);
     let mut cfg = fast_config(&sim.endpoint);
     cfg.request_timeout = Duration::from_millis(300);
     cfg.retry.max_retries = 8;
     let c = Client::new(cfg).unwrap();
-    let req = CreateVolumeRequest { name: "lost-answer".into(), size: 10, location: Some("nbg1".into()), ..Default::default() };
+    let req = CreateVolumeRequest {
+        name: "lost-answer".into(),
+        size: 10,
+        location: Some("nbg1".into()),
+        ..Default::default()
+    };
     let mut adopted = false;
     // Try names until one create has a lost first answer (deterministic under the seed).
     for i in 0..10 {
-        let req = CreateVolumeRequest { name: format!("{}-{i}", req.name), ..req.clone() };
+        let req = CreateVolumeRequest {
+            name: format!("{}-{i}", req.name),
+            ..req.clone()
+        };
         let created = c.create_volume(&req).unwrap();
         assert_eq!(created.volume.name, req.name);
         adopted |= created.adopted;
@@ -120,7 +188,14 @@ fn a_create_whose_answer_was_lost_adopts_the_volume_it_made() {
             break;
         }
     }
-    assert!(adopted, "one of the creates lost its answer and adopted its volume");
-    let posts = sim.requests().iter().filter(|r| r["method"] == "POST" && r["status"] == 409).count();
+    assert!(
+        adopted,
+        "one of the creates lost its answer and adopted its volume"
+    );
+    let posts = sim
+        .requests()
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["status"] == 409)
+        .count();
     assert!(posts >= 1);
 }

@@ -13,19 +13,42 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { name: u8, size: u32, server: Option<u8> },
-    Attach { volume: u8, server: u8 },
-    Detach { volume: u8 },
-    Resize { volume: u8, size: u32 },
-    Protect { volume: u8, on: bool },
-    Rename { volume: u8, name: u8 },
-    Delete { volume: u8 },
-    Advance { ms: u64 },
+    Create {
+        name: u8,
+        size: u32,
+        server: Option<u8>,
+    },
+    Attach {
+        volume: u8,
+        server: u8,
+    },
+    Detach {
+        volume: u8,
+    },
+    Resize {
+        volume: u8,
+        size: u32,
+    },
+    Protect {
+        volume: u8,
+        on: bool,
+    },
+    Rename {
+        volume: u8,
+        name: u8,
+    },
+    Delete {
+        volume: u8,
+    },
+    Advance {
+        ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u8..6, 5u32..60, proptest::option::of(0u8..4)).prop_map(|(name, size, server)| Op::Create { name, size, server }),
+        (0u8..6, 5u32..60, proptest::option::of(0u8..4))
+            .prop_map(|(name, size, server)| Op::Create { name, size, server }),
         (0u8..8, 0u8..4).prop_map(|(volume, server)| Op::Attach { volume, server }),
         (0u8..8).prop_map(|volume| Op::Detach { volume }),
         (0u8..8, 5u32..80).prop_map(|(volume, size)| Op::Resize { volume, size }),

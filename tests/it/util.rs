@@ -37,22 +37,40 @@ impl Sim {
         let dir = tempfile::tempdir().unwrap();
         let request_log = dir.path().join("requests.jsonl");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hcloud-sim"));
-        cmd.args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--action-ms", "30"])
-            .arg("--seed")
-            .arg(seed)
-            .arg("--request-log")
-            .arg(&request_log)
-            .args(extra)
-            .stdout(Stdio::piped());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--action-ms",
+            "30",
+        ])
+        .arg("--seed")
+        .arg(seed)
+        .arg("--request-log")
+        .arg(&request_log)
+        .args(extra)
+        .stdout(Stdio::piped());
         if let Ok(dir) = std::env::var("KBV3_RESPONSE_LOG_DIR") {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            cmd.arg("--response-log").arg(Path::new(&dir).join(format!("rust-{}-{n}.jsonl", std::process::id())));
+            cmd.arg("--response-log")
+                .arg(Path::new(&dir).join(format!("rust-{}-{n}.jsonl", std::process::id())));
         }
         let mut child = cmd.spawn().expect("hcloud-sim starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "first line must be the endpoint, got {line:?}");
-        Sim { child, endpoint: line.trim().to_string(), request_log, _dir: dir }
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://127.0.0.1:"),
+            "first line must be the endpoint, got {line:?}"
+        );
+        Sim {
+            child,
+            endpoint: line.trim().to_string(),
+            request_log,
+            _dir: dir,
+        }
     }
 
     /// A client with millisecond pacing, so retries do not slow the tests down.
@@ -79,7 +97,10 @@ impl Drop for Sim {
 }
 
 fn unsafe_kill_term(pid: u32) {
-    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
 }
 
 /// A client configuration with millisecond backoffs.

@@ -1,0 +1,64 @@
+"""Shared fixtures: a fresh hcloud-sim per test, on a free loopback port."""
+import itertools
+import json
+import os
+import pathlib
+import signal
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = ROOT / "target" / "x86_64-unknown-linux-gnu" / "release"
+SEED = ROOT / "servers" / "hcloud-sim-seed.json"
+TOKEN = "py-test-token-7d2e"
+_counter = itertools.count()
+
+
+class Sim:
+    """A running simulator: its endpoint and its request log."""
+
+    def __init__(self, tmp, *extra, seed=SEED, action_ms=20):
+        self.request_log = tmp / f"requests-{next(_counter)}.jsonl"
+        cmd = [str(BIN / "hcloud-sim"), "--listen", "127.0.0.1:0", "--token", TOKEN,
+               "--seed", str(seed), "--action-ms", str(action_ms),
+               "--request-log", str(self.request_log), *extra]
+        responses = os.environ.get("KBV3_RESPONSE_LOG_DIR")
+        if responses:
+            cmd += ["--response-log", os.path.join(responses, f"py-{os.getpid()}-{next(_counter)}.jsonl")]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        self.endpoint = self.proc.stdout.readline().strip()
+        assert self.endpoint.startswith("http://127.0.0.1:"), self.endpoint
+        self.token = TOKEN
+
+    def requests(self):
+        if not self.request_log.exists():
+            return []
+        return [json.loads(line) for line in self.request_log.read_text().splitlines()]
+
+    def mutating(self):
+        return [r for r in self.requests() if r["method"] != "GET"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def start_sim(tmp_path):
+    sims = []
+
+    def start(*extra, **kw):
+        sim = Sim(tmp_path, *extra, **kw)
+        sims.append(sim)
+        return sim
+
+    yield start
+    for sim in sims:
+        sim.stop()
+
+
+@pytest.fixture
+def sim(start_sim):
+    return start_sim()
