@@ -13,8 +13,8 @@ all: build
 ## build: the three static binaries; installs the module into library/ and the inventory into inventory/
 build:
 	$(CARGO) build $(CARGO_FLAGS) --bins
-	install -m 0755 $(BIN)/kbv3_volume library/kbv3_volume
-	install -m 0755 $(BIN)/kbv3_inventory inventory/kbv3_inventory
+	install -D -m 0755 $(BIN)/kbv3_volume library/kbv3_volume
+	install -D -m 0755 $(BIN)/kbv3_inventory inventory/kbv3_inventory
 
 ## setup: Debian packages and the pinned Python virtualenv (.venv), idempotent
 setup:

@@ -9,8 +9,9 @@
 //! - [`module`]: the `kbv3_volume` Ansible module: parse, observe, plan, apply.
 //! - [`fleet`]: the fleet files (`servers_v3.tsv`, role rules), the inventory
 //!   and the PH3-01 plan, snapshot and diff.
-//! - [`fsutil`]: small file helpers shared by the binaries (atomic writes).
+//! - [`fsutil`], [`clock`]: atomic file writes and timestamps, shared by the binaries.
 
+pub mod clock;
 pub mod fleet;
 pub mod fsutil;
 pub mod hcloud;

@@ -1,1 +1,16 @@
-fn main() {}
+//! `kbv3_inventory`: the fleet's Ansible inventory script and the PH3-01
+//! commands. See `kbv3::fleet::cli`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match kbv3::fleet::cli::run(kbv3::fleet::cli::Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kbv3_inventory: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,22 @@
-//! Fleet files and inventory (work in progress).
+//! The fleet: its files, the inventory built from them, and PH3-01.
+//!
+//! - [`table`]: tab-separated files read with the `csv` crate; every bad line
+//!   becomes a [`table::LineError`] naming the file and line.
+//! - [`rules`]: `volume_rules_v3.tsv`, role → volume class and size.
+//! - [`servers`]: `servers_v3.tsv`, the rebuildable servers, checked against the rules.
+//! - [`plan`]: the target volume of every server (pure).
+//! - [`snapshot`]: the existing volumes, read from the API.
+//! - [`diff`]: plan + snapshot → what to delete, create, keep (pure).
+//! - [`inventory`]: the Ansible inventory JSON (pure).
+//! - [`paths`]: where the files are (next to the executable, or from the environment).
+//! - [`cli`]: the `kbv3_inventory` command.
+
+pub mod cli;
+pub mod diff;
+pub mod inventory;
+pub mod paths;
+pub mod plan;
+pub mod rules;
+pub mod servers;
+pub mod snapshot;
+pub mod table;

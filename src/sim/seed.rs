@@ -10,7 +10,8 @@ use serde::Deserialize;
 use crate::hcloud::rules;
 use crate::hcloud::types::{Labels, Location};
 
-use super::world::{timestamp, SimServer, SimVolume, World};
+use super::world::{SimServer, SimVolume, World};
+use crate::clock::rfc3339 as timestamp;
 
 /// A seed file: servers and volumes; locations default to the six real ones.
 #[derive(Debug, Deserialize)]

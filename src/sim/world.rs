@@ -19,6 +19,7 @@ use crate::hcloud::types::{
 
 use super::requests::{CreateVolume, Placement, UpdateVolume};
 use super::SimError;
+use crate::clock::rfc3339 as timestamp;
 
 /// A server of the simulated project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -709,14 +710,6 @@ fn mac_for(id: i64) -> String {
     format!("86:00:00:{:02x}:{:02x}:{:02x}", b[5], b[6], b[7])
 }
 
-/// Formats milliseconds since the epoch as RFC 3339 with seconds, in UTC.
-pub fn timestamp(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -887,10 +880,5 @@ pub(crate) mod tests {
         let err = create(&mut w, "v16", Placement::Server(1), 5000).unwrap_err();
         assert_eq!(err.code, "limit_exceeded_error");
         assert_eq!(w.servers[&1].volumes.len(), 16);
-    }
-
-    #[test]
-    fn timestamps_have_seconds() {
-        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14T22:13:20Z");
     }
 }

@@ -62,3 +62,29 @@ def start_sim(tmp_path):
 @pytest.fixture
 def sim(start_sim):
     return start_sim()
+
+
+VENV_BIN = ROOT / ".venv" / "bin"
+INVENTORY = ROOT / "inventory" / "kbv3_inventory"
+
+
+def run(cmd, env=None, cwd=ROOT, check=False, timeout=600):
+    """Runs a command from the repository root with the venv first on PATH."""
+    full_env = dict(os.environ)
+    full_env["PATH"] = f"{VENV_BIN}:{full_env['PATH']}"
+    full_env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    full_env.update(env or {})
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def fleet_dir(tmp_path):
+    """A private copy of the fleet files, so tests never touch servers/*.json."""
+    d = tmp_path / "fleet"
+    d.mkdir()
+    for name in ("servers_v3.tsv", "volume_rules_v3.tsv"):
+        (d / name).write_bytes((ROOT / "servers" / name).read_bytes())
+    return d

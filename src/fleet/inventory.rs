@@ -1,0 +1,224 @@
+//! The Ansible inventory (script protocol) built from the fleet files and,
+//! when present, the reviewed diff (pure).
+//!
+//! Groups: one per role_v3 (its name made safe: lowercase `[a-z0-9_]`), one
+//! per volume class (`data_<class>`), and `kbv3`, whose children are the
+//! role groups. Legacy volumes of the diff become each host's
+//! `kbv3_legacy_volumes`; those attached to no inventory host become
+//! `kbv3_orphan_volumes` on `all`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+
+use super::diff::{Diff, ToDelete};
+use super::plan::Plan;
+
+/// The umbrella group.
+pub const UMBRELLA: &str = "kbv3";
+
+/// `db-postgres` → `db_postgres`.
+pub fn safe_group_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The group of a volume class.
+pub fn class_group_name(class: &str) -> String {
+    format!("data_{}", safe_group_name(class))
+}
+
+/// Marks text that Jinja would template (`{{`, `{%`, `{#`) as unsafe.
+fn text(s: &str) -> Value {
+    if ["{{", "{%", "{#"].iter().any(|m| s.contains(m)) {
+        json!({ "__ansible_unsafe": s })
+    } else {
+        json!(s)
+    }
+}
+
+fn legacy(v: &ToDelete) -> Value {
+    json!({
+        "id": v.id,
+        "name": text(&v.name),
+        "size": v.size_gb,
+        "location": text(&v.location),
+        "server": v.server_name.as_deref().map(text),
+        "reason": text(&v.reason),
+    })
+}
+
+/// The host variables of every host, by hostname.
+pub fn hostvars(plan: &Plan, diff: Option<&Diff>) -> BTreeMap<String, Value> {
+    plan.volumes
+        .iter()
+        .map(|p| {
+            let mut vars = json!({
+                "ansible_host": text(&p.private_ip),
+                "role_v3": text(&p.role_v3),
+                "kbv3_volume_name": text(&p.volume_name),
+                "kbv3_volume_size": p.size_gb,
+                "kbv3_volume_class": text(&p.volume_class),
+                "kbv3_mountpoint": text(&p.mountpoint),
+            });
+            if let Some(d) = diff {
+                let mine: Vec<Value> = d
+                    .volumes_to_delete
+                    .iter()
+                    .filter(|v| v.server_name.as_deref() == Some(p.hostname.as_str()))
+                    .map(legacy)
+                    .collect();
+                vars["kbv3_legacy_volumes"] = Value::Array(mine);
+            }
+            (p.hostname.clone(), vars)
+        })
+        .collect()
+}
+
+/// The whole `--list` answer. Fails when group names would collide.
+pub fn render(plan: &Plan, diff: Option<(&Diff, &str)>) -> Result<Value, String> {
+    let mut roles: BTreeMap<String, (BTreeSet<&str>, BTreeSet<String>)> = BTreeMap::new();
+    let mut classes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in &plan.volumes {
+        let entry = roles.entry(safe_group_name(&p.role_v3)).or_default();
+        entry.0.insert(&p.role_v3);
+        entry.1.insert(p.hostname.clone());
+        classes
+            .entry(class_group_name(&p.volume_class))
+            .or_default()
+            .insert(p.hostname.clone());
+    }
+    for (group, (names, _)) in &roles {
+        if names.len() > 1 {
+            let names: Vec<&str> = names.iter().copied().collect();
+            return Err(format!(
+                "roles {} all make the group name '{group}'; rename one of them",
+                names.join(" and ")
+            ));
+        }
+        if ["all", "ungrouped", UMBRELLA].contains(&group.as_str()) || classes.contains_key(group) {
+            return Err(format!(
+                "role '{}' makes the group name '{group}', which is reserved; rename the role",
+                names.iter().next().unwrap_or(&"")
+            ));
+        }
+    }
+    let mut out = Map::new();
+    let host_vars = hostvars(plan, diff.map(|(d, _)| d));
+    let hosts: BTreeSet<&str> = plan.volumes.iter().map(|p| p.hostname.as_str()).collect();
+    let mut all_vars = Map::new();
+    if let Some((d, path)) = diff {
+        let orphans: Vec<Value> = d
+            .volumes_to_delete
+            .iter()
+            .filter(|v| v.server_name.as_deref().is_none_or(|s| !hosts.contains(s)))
+            .map(legacy)
+            .collect();
+        all_vars.insert("kbv3_orphan_volumes".into(), Value::Array(orphans));
+        all_vars.insert(
+            "kbv3_diff".into(),
+            json!({"path": text(path), "generated_at": text(&d.generated_at), "strategy": text(&d.strategy), "totals": d.totals}),
+        );
+    }
+    out.insert("_meta".into(), json!({ "hostvars": host_vars }));
+    out.insert(
+        "all".into(),
+        json!({ "children": [UMBRELLA], "vars": all_vars }),
+    );
+    out.insert(
+        UMBRELLA.into(),
+        json!({ "children": roles.keys().collect::<Vec<_>>() }),
+    );
+    for (group, (_, members)) in roles {
+        out.insert(group, json!({ "hosts": members }));
+    }
+    for (group, members) in classes {
+        out.insert(group, json!({ "hosts": members }));
+    }
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::plan::{PlanTotals, PlannedVolume};
+
+    fn plan(rows: &[(&str, &str, &str)]) -> Plan {
+        let volumes = rows
+            .iter()
+            .map(|(h, role, class)| PlannedVolume {
+                hostname: h.to_string(),
+                role_v3: role.to_string(),
+                private_ip: "10.0.0.1".into(),
+                volume_name: format!("kbv3-{h}-data"),
+                volume_class: class.to_string(),
+                size_gb: 20,
+                mountpoint: format!("/data/{}", class.replace('-', "_")),
+            })
+            .collect();
+        Plan {
+            naming: String::new(),
+            volumes,
+            totals: PlanTotals {
+                servers: 0,
+                volumes: 0,
+                size_gb: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn groups_by_role_and_class_under_the_umbrella() {
+        let inv = render(
+            &plan(&[
+                ("crm-01", "app-crm", "apps_misc"),
+                ("etl-01", "app-etl", "apps_misc"),
+                ("redis-01", "redis", "redis"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            inv["kbv3"]["children"],
+            json!(["app_crm", "app_etl", "redis"])
+        );
+        assert_eq!(inv["data_apps_misc"]["hosts"], json!(["crm-01", "etl-01"]));
+        assert_eq!(inv["redis"]["hosts"], json!(["redis-01"]));
+        assert_eq!(
+            inv["_meta"]["hostvars"]["crm-01"]["kbv3_mountpoint"],
+            json!("/data/apps_misc")
+        );
+        assert!(inv["_meta"]["hostvars"]["crm-01"]
+            .get("kbv3_legacy_volumes")
+            .is_none());
+    }
+
+    #[test]
+    fn colliding_group_names_are_refused() {
+        let err = render(&plan(&[("a", "db-x", "c1"), ("b", "db_x", "c2")]), None).unwrap_err();
+        assert_eq!(
+            err,
+            "roles db-x and db_x all make the group name 'db_x'; rename one of them"
+        );
+        assert!(render(&plan(&[("a", "kbv3", "c")]), None)
+            .unwrap_err()
+            .contains("reserved"));
+    }
+
+    #[test]
+    fn template_text_is_marked_unsafe() {
+        assert_eq!(
+            text("{{ lookup('pipe','id') }}"),
+            json!({"__ansible_unsafe": "{{ lookup('pipe','id') }}"})
+        );
+        assert_eq!(text("plain"), json!("plain"));
+    }
+}

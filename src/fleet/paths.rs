@@ -1,0 +1,60 @@
+//! Where the fleet files are.
+//!
+//! Ansible runs the inventory from its own working directory, so files are
+//! found relative to the executable's real location: the first ancestor folder
+//! holding `servers/servers_v3.tsv`. Environment variables override:
+//! `KBV3_FLEET_DIR` (the folder of all fleet files), and per file
+//! `KBV3_SERVERS_FILE`, `KBV3_RULES_FILE`, `KBV3_DIFF_FILE`.
+
+use std::path::{Path, PathBuf};
+
+/// The fleet files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetPaths {
+    pub servers: PathBuf,
+    pub rules: PathBuf,
+    pub plan: PathBuf,
+    pub existing: PathBuf,
+    pub diff: PathBuf,
+}
+
+/// The paths, from the environment or the executable's location.
+pub fn resolve() -> FleetPaths {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = var("KBV3_FLEET_DIR").unwrap_or_else(|| {
+        let exe = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+        exe.as_deref()
+            .and_then(|e| {
+                e.ancestors()
+                    .skip(1)
+                    .find(|d| d.join("servers/servers_v3.tsv").is_file())
+            })
+            .map(|d| d.join("servers"))
+            .unwrap_or_else(|| PathBuf::from("servers"))
+    });
+    in_dir(
+        &dir,
+        var("KBV3_SERVERS_FILE"),
+        var("KBV3_RULES_FILE"),
+        var("KBV3_DIFF_FILE"),
+    )
+}
+
+fn in_dir(
+    dir: &Path,
+    servers: Option<PathBuf>,
+    rules: Option<PathBuf>,
+    diff: Option<PathBuf>,
+) -> FleetPaths {
+    FleetPaths {
+        servers: servers.unwrap_or_else(|| dir.join("servers_v3.tsv")),
+        rules: rules.unwrap_or_else(|| dir.join("volume_rules_v3.tsv")),
+        plan: dir.join("volume_plan_v3.json"),
+        existing: dir.join("existing_volumes_hetzner.json"),
+        diff: diff.unwrap_or_else(|| dir.join("volume_diff_v3.json")),
+    }
+}
