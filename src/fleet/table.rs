@@ -75,6 +75,14 @@ pub fn parse(path: &Path, bytes: &[u8], columns: &[&str]) -> Result<Vec<Row>, Pr
         message,
     };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // CRLF becomes LF, so the reader's byte offsets map onto lines simply.
+    let bytes: Vec<u8> = bytes
+        .iter()
+        .enumerate()
+        .filter(|(i, b)| !(**b == b'\r' && bytes.get(i + 1) == Some(&b'\n')))
+        .map(|(_, b)| *b)
+        .collect();
+    let bytes = bytes.as_slice();
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(b'\t')
         .flexible(true)
@@ -104,18 +112,27 @@ pub fn parse(path: &Path, bytes: &[u8], columns: &[&str]) -> Result<Vec<Row>, Pr
         );
         return Err(Problems(vec![err(1, message)]));
     }
+    // A record's offset is where the reader started, before any blank lines
+    // it skipped; the record's own line is after them.
+    let line_at = |byte: u64| {
+        let mut start = (byte as usize).min(bytes.len());
+        while bytes.get(start) == Some(&b'\n') {
+            start += 1;
+        }
+        1 + bytes[..start].iter().filter(|b| **b == b'\n').count()
+    };
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+                let line = e.position().map_or(0, |p| line_at(p.byte()));
                 problems.push(err(line, format!("cannot read the line: {e}")));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }

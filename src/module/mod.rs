@@ -1,1 +1,143 @@
-//! The kbv3_volume module (work in progress).
+//! The `kbv3_volume` Ansible module: parse the options ([`params`]), read the
+//! current state ([`observe`]), plan the steps ([`plan`], pure), and either
+//! report the plan (check mode) or carry it out ([`apply`]). [`run`] is the
+//! one place that looks at check mode.
+
+pub mod apply;
+pub mod observe;
+pub mod params;
+pub mod plan;
+
+use serde_json::{json, Map, Value};
+
+use crate::hcloud::{Client, Config};
+
+use params::{Invocation, Settings};
+use plan::{Plan, VolumeView};
+
+/// Runs the module on the args JSON; returns the result object.
+/// `failed: true` is set on any failure; the token never appears.
+pub fn run(args: &Value) -> Value {
+    let inv = match params::parse(args) {
+        Ok(inv) => inv,
+        Err(msg) => return failed(msg, None, &Map::new(), Settings::default(), &[]),
+    };
+    let p = &inv.params;
+    let client =
+        match Config::resolve(p.api_token.clone(), p.api_endpoint.clone()).and_then(Client::new) {
+            Ok(c) => c,
+            Err(e) => {
+                return failed(
+                    e.to_string(),
+                    None,
+                    &inv.module_args,
+                    inv.settings,
+                    &inv.warnings,
+                )
+            }
+        };
+    let result = execute(&client, &inv);
+    let mut result = match result {
+        Ok(r) => r,
+        Err((msg, failure)) => failed(msg, failure, &inv.module_args, inv.settings, &inv.warnings),
+    };
+    result["api_requests"] = json!(client.stats());
+    result
+}
+
+fn execute(client: &Client, inv: &Invocation) -> Result<Value, (String, Option<Value>)> {
+    let p = &inv.params;
+    let observed = observe::observe(client, p).map_err(|m| (m, None))?;
+    let plan = plan::plan(p, &observed).map_err(|m| (m, None))?;
+    let mut warnings = inv.warnings.clone();
+    warnings.extend(plan.warnings.iter().cloned());
+    let texts: Vec<String> = plan.steps.iter().map(|s| s.text.clone()).collect();
+    let changed = !plan.steps.is_empty();
+    let volume = if inv.settings.check_mode || !changed {
+        plan.after.clone()
+    } else {
+        match apply::apply(client, p, &plan) {
+            Ok(applied) => {
+                warnings.extend(applied.warnings);
+                applied.volume
+            }
+            Err(f) => {
+                let mut msg = format!("kbv3_volume: {} failed: {}", f.step, f.error);
+                if !f.done.is_empty() {
+                    msg.push_str(&format!(
+                        ". Done before the failure: {}. Rerun the task to finish",
+                        f.done.join("; ")
+                    ));
+                }
+                return Err((msg, Some(f.details())));
+            }
+        }
+    };
+    let subject = plan.before.as_ref().or(plan.after.as_ref()).map_or_else(
+        || {
+            p.name
+                .clone()
+                .unwrap_or_else(|| p.id.unwrap_or_default().to_string())
+        },
+        VolumeView::label,
+    );
+    let msg = match (changed, inv.settings.check_mode) {
+        (false, _) if plan.before.is_none() && plan.after.is_none() => {
+            format!("volume {subject} does not exist (no change)")
+        }
+        (false, _) => format!("volume {subject} is as requested (no change)"),
+        (true, true) => format!("would {}", texts.join("; ")),
+        (true, false) => texts.join("; "),
+    };
+    let mut result = json!({
+        "changed": changed,
+        "volume": volume,
+        "actions": texts,
+        "msg": msg,
+        "warnings": warnings,
+    });
+    if inv.settings.diff {
+        result["diff"] = diff(&plan, &subject);
+    }
+    add_invocation(&mut result, &inv.module_args, inv.settings);
+    Ok(result)
+}
+
+/// The `diff` of the result: user-visible attributes before and after.
+fn diff(plan: &Plan, subject: &str) -> Value {
+    let view = |v: &Option<VolumeView>| v.as_ref().map_or(json!({}), VolumeView::diff_view);
+    json!({
+        "before": view(&plan.before),
+        "after": view(&plan.after),
+        "before_header": format!("volume {subject} (before)"),
+        "after_header": format!("volume {subject} (after)"),
+    })
+}
+
+fn add_invocation(result: &mut Value, module_args: &Map<String, Value>, settings: Settings) {
+    if !settings.no_log {
+        result["invocation"] = json!({ "module_args": module_args });
+    }
+}
+
+fn failed(
+    msg: String,
+    failure: Option<Value>,
+    module_args: &Map<String, Value>,
+    settings: Settings,
+    warnings: &[String],
+) -> Value {
+    let mut result = json!({ "failed": true, "changed": false, "msg": msg, "warnings": warnings });
+    if let Some(f) = failure {
+        result["failure"] = f;
+        // The steps before the failure did change the volume.
+        result["changed"] = json!(msg.contains("Done before the failure"));
+    }
+    add_invocation(&mut result, module_args, settings);
+    result
+}
+
+/// The JSON Schema of the options (for `kbv3_volume --schema`).
+pub fn schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(params::Params)).unwrap_or_default()
+}

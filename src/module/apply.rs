@@ -1,0 +1,159 @@
+//! Carries out a plan through the API, waiting for each action when asked.
+//!
+//! A retried request whose first attempt took effect (its answer was lost)
+//! can meet a refusal that only says the work is already done: an attach to
+//! a volume already on that server, a detach of a detached volume, a delete
+//! of a deleted one. Those are checked against a fresh read and accepted.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::hcloud::types::{Action, CreateVolumeRequest};
+use crate::hcloud::{Client, Error};
+
+use super::params::Params;
+use super::plan::{Plan, Step, VolumeView};
+
+/// A step that failed, after the ones listed in `done`.
+#[derive(Debug)]
+pub struct Failure {
+    pub step: String,
+    pub error: Error,
+    pub done: Vec<String>,
+}
+
+impl Failure {
+    /// The `failure` object of the result.
+    pub fn details(&self) -> Value {
+        let api = self.error.api();
+        let action = match &self.error {
+            Error::ActionFailed { action_id, .. } => Some(*action_id),
+            _ => None,
+        };
+        json!({
+            "step": self.step,
+            "code": self.error.code(),
+            "message": api.map(|a| a.message.clone()).unwrap_or_else(|| self.error.to_string()),
+            "correlation_id": api.and_then(|a| a.correlation_id.clone()),
+            "details": api.and_then(|a| a.details.clone()),
+            "action_id": action,
+        })
+    }
+}
+
+/// The result of applying a plan.
+#[derive(Debug)]
+pub struct Applied {
+    pub volume: Option<VolumeView>,
+    pub warnings: Vec<String>,
+}
+
+/// Runs every step in order; returns the volume as it ends up.
+pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Failure> {
+    let deadline = Instant::now() + Duration::from_secs(p.wait_timeout as u64);
+    let mut id = plan.before.as_ref().and_then(|v| v.id);
+    let mut warnings = Vec::new();
+    let mut done = Vec::new();
+    for planned in &plan.steps {
+        let fail = |error: Error, done: &Vec<String>| Failure {
+            step: planned.text.clone(),
+            error,
+            done: done.clone(),
+        };
+        let vid = id.unwrap_or_default();
+        let wait = |actions: &[Action]| -> Result<(), Error> {
+            if p.wait {
+                client.wait_for(actions, deadline.saturating_duration_since(Instant::now()))?;
+            }
+            Ok(())
+        };
+        let outcome = match &planned.step {
+            Step::Create { location, server } => {
+                let req = CreateVolumeRequest {
+                    name: p.name.clone().unwrap_or_default(),
+                    size: p.size.unwrap_or_default() as u32,
+                    server: server.as_ref().map(|s| s.id),
+                    location: server.is_none().then(|| location.clone()),
+                    labels: p.labels.clone(),
+                    automount: server.as_ref().map(|_| p.automount),
+                    format: p.format.map(|f| f.as_str().to_string()),
+                };
+                client.create_volume(&req).and_then(|created| {
+                    id = Some(created.volume.id);
+                    if created.adopted {
+                        warnings.push(format!(
+                            "the answer to creating {} was lost; the retry found the volume it had created ({}) and adopted it",
+                            req.name, created.volume.id
+                        ));
+                    }
+                    wait(&created.actions)
+                })
+            }
+            Step::Update { name, labels } => client
+                .update_volume(vid, name.as_deref(), labels.as_ref())
+                .map(|_| ()),
+            Step::Resize { size } => client.resize_volume(vid, *size).and_then(|a| wait(&[a])),
+            Step::Protect { delete } => client
+                .change_volume_protection(vid, *delete)
+                .and_then(|a| wait(&[a])),
+            Step::Detach { .. } => match client.detach_volume(vid).and_then(|a| wait(&[a])) {
+                Err(e) if already(&e, "invalid_input") && attached(client, vid)?.is_none() => {
+                    Ok(())
+                }
+                other => other,
+            },
+            Step::Attach { to } => match client
+                .attach_volume(vid, to.id, Some(p.automount))
+                .and_then(|a| wait(&[a]))
+            {
+                Err(e)
+                    if already(&e, "volume_already_attached")
+                        && attached(client, vid)? == Some(to.id) =>
+                {
+                    Ok(())
+                }
+                other => other,
+            },
+            Step::Delete => match client.delete_volume(vid) {
+                Err(e) if already(&e, "not_found") => Ok(()),
+                other => other,
+            },
+        };
+        outcome.map_err(|e| fail(e, &done))?;
+        done.push(planned.text.clone());
+    }
+    let volume = match (id, &plan.after) {
+        (Some(id), Some(after)) if p.wait => {
+            let fresh = client.get_volume(id).map_err(|error| Failure {
+                step: "read the result".into(),
+                error,
+                done: done.clone(),
+            })?;
+            fresh.map(|v| VolumeView::of(&v, after.server_name.clone()))
+        }
+        (Some(id), Some(after)) => Some(VolumeView {
+            id: Some(id),
+            ..after.clone()
+        }),
+        _ => None,
+    };
+    Ok(Applied { volume, warnings })
+}
+
+/// True when the error (possibly after retries) has this API code.
+fn already(e: &Error, code: &str) -> bool {
+    e.code() == code
+}
+
+/// The server a volume is attached to now (fresh read).
+fn attached(client: &Client, id: i64) -> Result<Option<i64>, Failure> {
+    client
+        .get_volume(id)
+        .map(|v| v.and_then(|v| v.server))
+        .map_err(|error| Failure {
+            step: "re-read the volume".into(),
+            error,
+            done: Vec::new(),
+        })
+}
