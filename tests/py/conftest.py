@@ -88,3 +88,47 @@ def fleet_dir(tmp_path):
     for name in ("servers_v3.tsv", "volume_rules_v3.tsv"):
         (d / name).write_bytes((ROOT / "servers" / name).read_bytes())
     return d
+
+
+class PlayResult:
+    """What one ansible-playbook run did: exit code, output, per-task results."""
+
+    def __init__(self, proc, structured):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.tasks = []
+        if structured:
+            doc = json.loads(proc.stdout)
+            for play in doc["plays"]:
+                for task in play["tasks"]:
+                    for host, result in task["hosts"].items():
+                        self.tasks.append(result)
+            self.stats = doc["stats"]
+
+    def __getitem__(self, i):
+        return self.tasks[i]
+
+
+def play(sim, tasks, tmp_path, check=False, diff=False, verbose=None, structured=True, env=None, hosts="localhost"):
+    """Runs the tasks on localhost (connection local) against the simulator."""
+    import yaml
+
+    book = tmp_path / f"play-{next(_counter)}.yml"
+    book.write_text(yaml.safe_dump([{"name": "test", "hosts": hosts, "gather_facts": False, "tasks": tasks}], sort_keys=False))
+    cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(book)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if verbose:
+        cmd.append(verbose)
+    full_env = {
+        "HCLOUD_TOKEN": sim.token, "HCLOUD_ENDPOINT": sim.endpoint,
+        "KBV3_POLL_INTERVAL_MS": "20", "KBV3_RETRY_BASE_MS": "20",
+        "ANSIBLE_PYTHON_INTERPRETER": str(VENV_BIN / "python"),
+    }
+    if structured:
+        full_env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+    full_env.update(env or {})
+    return PlayResult(run(cmd, env=full_env), structured)
