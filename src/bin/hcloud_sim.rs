@@ -49,6 +49,13 @@ struct Cli {
     /// Append one JSON line per JSON answer, body included (for conformance checks).
     #[arg(long)]
     response_log: Option<PathBuf>,
+    /// Back every volume with a sparse file in DIR, and attached volumes with
+    /// loop devices linked from DIR/by-id (needs root). Released on exit.
+    #[arg(long, value_name = "DIR")]
+    block_devices: Option<PathBuf>,
+    /// With --block-devices: only volumes attached to these servers become loop devices.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    block_device_servers: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +73,8 @@ fn main() -> ExitCode {
         stall_ms: cli.stall_ms,
         request_log: cli.request_log,
         response_log: cli.response_log,
+        block_devices: cli.block_devices,
+        block_device_servers: cli.block_device_servers,
     };
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,

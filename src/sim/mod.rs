@@ -5,8 +5,10 @@
 //! - [`query`]: pagination, sorting and label selectors.
 //! - [`seed`]: the seed file format and the state file.
 //! - [`faults`], [`ratelimit`]: injected failures and the request budget.
+//! - [`devices`]: optional loop-device backing of volumes (root only).
 //! - [`server`]: the HTTP shell: auth, routing, headers, logs.
 
+pub mod devices;
 pub mod faults;
 pub mod query;
 pub mod ratelimit;

@@ -261,6 +261,7 @@ impl Seed {
             next_volume_id,
             next_action_id: self.next_action_id.unwrap_or(1),
             action_ms,
+            device_dir: None,
         })
     }
 }

@@ -17,12 +17,13 @@ use anyhow::{Context, Result};
 use rand::Rng;
 use serde_json::{json, Value};
 
+use super::devices::BlockDevices;
 use super::faults::{Fault, FaultSpec, Faults};
 use super::query::{paginate, sort_by, Query, SortKey};
 use super::ratelimit::{Budget, RateLimiter};
 use super::requests;
 use super::seed::{load_state, save_state, Seed};
-use super::world::{SimAction, World};
+use super::world::{Effect, SimAction, World};
 use super::SimError;
 
 /// How to run the simulator (the command-line options of `hcloud-sim`).
@@ -40,12 +41,17 @@ pub struct Options {
     pub stall_ms: u64,
     pub request_log: Option<PathBuf>,
     pub response_log: Option<PathBuf>,
+    /// Back volumes with loop devices in this folder (root only).
+    pub block_devices: Option<PathBuf>,
+    /// Only volumes attached to these servers become loop devices (empty: all).
+    pub block_device_servers: Vec<String>,
 }
 
 /// A running simulator's shared state.
 struct Sim {
     opts: Options,
-    world: Mutex<World>,
+    /// The world, and the loop devices that mirror it, under one lock.
+    world: Mutex<(World, Option<BlockDevices>)>,
     faults: Mutex<Faults>,
     limiter: Mutex<RateLimiter>,
     request_log: Option<Mutex<LineWriter<File>>>,
@@ -73,9 +79,24 @@ const WORKERS: usize = 16;
 /// stdout, and serves until SIGTERM or SIGINT. Then saves the state (with
 /// `--state`) and returns.
 pub fn run(opts: Options) -> Result<()> {
-    let world = match &opts.state {
+    let mut world = match &opts.state {
         Some(path) if path.exists() => load_state(path)?,
         _ => Seed::load(&opts.seed)?.into_world(now_ms(), opts.action_ms)?,
+    };
+    world.action_ms = opts.action_ms;
+    let devices = match &opts.block_devices {
+        Some(dir) => {
+            let servers = (!opts.block_device_servers.is_empty())
+                .then(|| opts.block_device_servers.iter().cloned().collect());
+            let mut devices = BlockDevices::open(dir, servers, opts.state.is_some())?;
+            world.device_dir = Some(devices.by_id_dir());
+            world.advance(now_ms());
+            devices
+                .sync(&world)
+                .context("cannot prepare the block devices (this needs root)")?;
+            Some(devices)
+        }
+        None => None,
     };
     let open_log = |p: &Option<PathBuf>| -> Result<Option<Mutex<LineWriter<File>>>> {
         p.as_ref()
@@ -89,7 +110,7 @@ pub fn run(opts: Options) -> Result<()> {
     let http = tiny_http::Server::http(opts.listen.as_str())
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
     let sim = Arc::new(Sim {
-        world: Mutex::new(world),
+        world: Mutex::new((world, devices)),
         faults: Mutex::new(Faults::new(opts.faults.clone(), opts.fault_seed)),
         limiter: Mutex::new(RateLimiter::new(opts.rate_limit, opts.rate_window_ms)),
         request_log: open_log(&opts.request_log)?,
@@ -123,14 +144,17 @@ pub fn run(opts: Options) -> Result<()> {
     for w in workers {
         w.join().ok();
     }
-    sim.save()?;
-    Ok(())
+    let saved = sim.save();
+    if let Some(devices) = sim.world.lock().expect("world lock").1.as_mut() {
+        devices.release_all();
+    }
+    saved
 }
 
 impl Sim {
     fn save(&self) -> Result<()> {
         match &self.opts.state {
-            Some(path) => save_state(path, &self.world.lock().expect("world lock")),
+            Some(path) => save_state(path, &self.world.lock().expect("world lock").0),
             None => Ok(()),
         }
     }
@@ -248,21 +272,34 @@ impl Sim {
             return answer;
         }
         let result = {
-            let mut world = self.world.lock().expect("world lock");
-            world.advance(now);
+            let mut guard = self.world.lock().expect("world lock");
+            let (world, devices) = &mut *guard;
+            let applied = world.advance(now);
+            let query = Query::parse(raw_query);
             let result = dispatch(
-                &mut world,
+                world,
                 method,
                 route,
                 &segments,
-                &Query::parse(raw_query),
+                &query,
                 body,
                 now,
                 fail_action,
             );
+            if let Some(devices) = devices.as_mut() {
+                mirror(
+                    devices,
+                    world,
+                    &applied,
+                    method,
+                    route,
+                    &segments,
+                    result.is_ok(),
+                );
+            }
             if method != "GET" && result.is_ok() {
                 if let Some(path) = &self.opts.state {
-                    if let Err(e) = save_state(path, &world) {
+                    if let Err(e) = save_state(path, world) {
                         eprintln!("hcloud-sim: cannot save state: {e:#}");
                     }
                 }
@@ -282,6 +319,28 @@ impl Sim {
                 ..error_answer(e, route, Some(budget))
             },
         }
+    }
+}
+
+/// Mirrors applied effects, and a delete, onto the loop devices.
+fn mirror(
+    devices: &mut BlockDevices,
+    world: &World,
+    applied: &[Effect],
+    method: &str,
+    route: &str,
+    segments: &[&str],
+    ok: bool,
+) {
+    let mut results: Vec<anyhow::Result<()>> =
+        applied.iter().map(|e| devices.apply(world, *e)).collect();
+    if ok && method == "DELETE" && route == "/volumes/{id}" {
+        if let Some(id) = segments.get(1).and_then(|s| s.parse().ok()) {
+            results.push(devices.deleted(id));
+        }
+    }
+    for e in results.into_iter().filter_map(Result::err) {
+        eprintln!("hcloud-sim: block device: {e:#}");
     }
 }
 

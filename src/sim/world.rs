@@ -85,6 +85,9 @@ pub struct World {
     pub next_action_id: i64,
     /// How long an asynchronous action runs.
     pub action_ms: u64,
+    /// Where `linux_device` links live; `None`: the real `/dev/disk/by-id`.
+    #[serde(default)]
+    pub device_dir: Option<String>,
 }
 
 /// An effect that was applied, reported so an I/O layer can mirror it.
@@ -280,7 +283,11 @@ impl World {
                 .cloned()
                 .unwrap_or_else(|| unknown_location(&v.location)),
             size: v.size,
-            linux_device: format!("/dev/disk/by-id/scsi-0HC_Volume_{}", v.id),
+            linux_device: format!(
+                "{}/scsi-0HC_Volume_{}",
+                self.device_dir.as_deref().unwrap_or("/dev/disk/by-id"),
+                v.id
+            ),
             protection: Protection {
                 delete: v.protected,
             },
@@ -741,6 +748,7 @@ pub(crate) mod tests {
             next_volume_id: 100,
             next_action_id: 1000,
             action_ms: 10,
+            device_dir: None,
         }
     }
 
