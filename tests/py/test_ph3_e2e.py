@@ -35,7 +35,7 @@ class Fleet:
             extra = ["--block-devices", str(tmp_path / "bd"), "--block-device-servers", ",".join(REAL_HOSTS)]
         self.sim = Sim(tmp_path, *extra)
         hosts = [line.split("\t")[0] for line in (self.fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
-        overlay = {"all": {"hosts": {h: {"ansible_connection": "local",
+        overlay = {"all": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
                                          "kbv3_host_side": block_devices and h in REAL_HOSTS} for h in hosts}}}
         self.overlay = tmp_path / "overlay.yml"
         self.overlay.write_text(json.dumps(overlay))
