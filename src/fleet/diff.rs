@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
-use super::snapshot::Snapshot;
+use super::snapshot::{per_location, Snapshot};
 
 /// The only strategy: Option A of the PH3-01 report.
 pub const STRATEGY: &str = "destroy_and_recreate_all";
@@ -190,11 +190,6 @@ impl Diff {
     /// A short human summary, like the report's executive summary.
     pub fn summary(&self) -> String {
         let t = &self.totals;
-        let zones: Vec<String> = t
-            .to_create_by_location
-            .iter()
-            .map(|(l, n)| format!("{l} {n}"))
-            .collect();
         let mut out = format!(
             "PH3-01 diff (strategy {}): {} existing, {} target\n  to delete: {:>3} ({} GB)\n  to create: {:>3} ({} GB; {})\n  ok:        {:>3}\n",
             self.strategy,
@@ -204,7 +199,7 @@ impl Diff {
             t.to_delete_gb,
             t.to_create,
             t.to_create_gb,
-            if zones.is_empty() { "none".into() } else { zones.join(", ") },
+            per_location(&t.to_create_by_location),
             t.ok
         );
         if !self.missing_servers.is_empty() {
@@ -287,9 +282,17 @@ mod tests {
     }
 
     /// (case, existing volumes, to delete, to create, ok)
+    type Case = (
+        &'static str,
+        Vec<ExistingVolume>,
+        Vec<&'static str>,
+        Vec<&'static str>,
+        Vec<&'static str>,
+    );
+
     #[test]
     fn diff_table() {
-        let cases: Vec<(&str, Vec<ExistingVolume>, Vec<&str>, Vec<&str>, Vec<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "fresh project",
                 vec![

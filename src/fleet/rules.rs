@@ -32,13 +32,7 @@ pub type Rules = BTreeMap<String, RoleRule>;
 
 /// Reads and checks the rules file.
 pub fn load(path: &Path) -> Result<Rules, Problems> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Problems(vec![LineError {
-            file: path.to_path_buf(),
-            line: 0,
-            message: format!("cannot read the file: {e}"),
-        }])
-    })?;
+    let bytes = table::read_bytes(path)?;
     parse(path, &bytes)
 }
 
@@ -101,11 +95,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Rules, Problems> {
             },
         );
     }
-    if problems.is_empty() {
-        Ok(rules)
-    } else {
-        Err(Problems(problems))
-    }
+    Problems::or_ok(problems, rules)
 }
 
 #[cfg(test)]

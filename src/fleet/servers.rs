@@ -35,13 +35,7 @@ pub fn volume_name(hostname: &str) -> String {
 
 /// Reads and checks the servers file.
 pub fn load(path: &Path, rules: &Rules) -> Result<Vec<Host>, Problems> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Problems(vec![LineError {
-            file: path.to_path_buf(),
-            line: 0,
-            message: format!("cannot read the file: {e}"),
-        }])
-    })?;
+    let bytes = table::read_bytes(path)?;
     parse(path, &bytes, rules)
 }
 
@@ -116,11 +110,7 @@ pub fn parse(path: &Path, bytes: &[u8], rules: &Rules) -> Result<Vec<Host>, Prob
             message,
         }));
     }
-    if problems.is_empty() {
-        Ok(hosts)
-    } else {
-        Err(Problems(problems))
-    }
+    Problems::or_ok(problems, hosts)
 }
 
 #[cfg(test)]

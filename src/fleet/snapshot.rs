@@ -110,26 +110,26 @@ fn totals(volumes: &[ExistingVolume]) -> SnapshotTotals {
     }
 }
 
+/// `hel1 4, nbg1 36`, or `none`.
+pub fn per_location(counts: &BTreeMap<String, usize>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    let parts: Vec<String> = counts.iter().map(|(l, n)| format!("{l} {n}")).collect();
+    parts.join(", ")
+}
+
 impl Snapshot {
     /// A short human summary.
     pub fn summary(&self) -> String {
         let t = &self.totals;
-        let zones: Vec<String> = t
-            .by_location
-            .iter()
-            .map(|(l, n)| format!("{l} {n}"))
-            .collect();
         format!(
             "Existing volumes: {} ({} GB): {} attached, {} detached; by location: {}\n",
             t.volumes,
             t.size_gb,
             t.attached,
             t.detached,
-            if zones.is_empty() {
-                "none".into()
-            } else {
-                zones.join(", ")
-            }
+            per_location(&t.by_location)
         )
     }
 }

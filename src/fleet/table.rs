@@ -54,16 +54,26 @@ impl Row {
     }
 }
 
-/// Reads a file and parses it with [`parse`].
-pub fn read(path: &Path, columns: &[&str]) -> Result<Vec<Row>, Problems> {
-    let bytes = std::fs::read(path).map_err(|e| {
+/// Reads a whole file; a failure is a problem naming the file.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Problems> {
+    std::fs::read(path).map_err(|e| {
         Problems(vec![LineError {
             file: path.to_path_buf(),
             line: 0,
             message: format!("cannot read the file: {e}"),
         }])
-    })?;
-    parse(path, &bytes, columns)
+    })
+}
+
+impl Problems {
+    /// `value` when there are no problems, else the problems.
+    pub fn or_ok<T>(problems: Vec<LineError>, value: T) -> Result<T, Problems> {
+        if problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(Problems(problems))
+        }
+    }
 }
 
 /// Parses tab-separated `bytes` whose header must name every one of `columns`.
@@ -113,13 +123,22 @@ pub fn parse(path: &Path, bytes: &[u8], columns: &[&str]) -> Result<Vec<Row>, Pr
         return Err(Problems(vec![err(1, message)]));
     }
     // A record's offset is where the reader started, before any blank lines
-    // it skipped; the record's own line is after them.
-    let line_at = |byte: u64| {
+    // it skipped; the record's own line is after them. Offsets only grow, so
+    // newlines are counted incrementally.
+    let (mut seen_until, mut newlines) = (0usize, 0usize);
+    let mut line_at = |byte: u64| {
         let mut start = (byte as usize).min(bytes.len());
         while bytes.get(start) == Some(&b'\n') {
             start += 1;
         }
-        1 + bytes[..start].iter().filter(|b| **b == b'\n').count()
+        if start >= seen_until {
+            newlines += bytes[seen_until..start]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
+            seen_until = start;
+        }
+        1 + newlines
     };
     let mut rows = Vec::new();
     let mut problems = Vec::new();
@@ -155,11 +174,7 @@ pub fn parse(path: &Path, bytes: &[u8], columns: &[&str]) -> Result<Vec<Row>, Pr
             .collect();
         rows.push(Row { line, fields });
     }
-    if problems.is_empty() {
-        Ok(rows)
-    } else {
-        Err(Problems(problems))
-    }
+    Problems::or_ok(problems, rows)
 }
 
 #[cfg(test)]

@@ -498,11 +498,11 @@ impl Client {
         let mut brief_retries = 0u32;
         loop {
             *attempts += 1;
-            let err = match self.send_once(method.clone(), path, query, body) {
-                Ok(answer) => return Ok(answer),
-                Err(SendError { error, wait_hint }) => (error, wait_hint),
-            };
-            let (error, wait_hint) = err;
+            let SendError { error, wait_hint } =
+                match self.send_once(method.clone(), path, query, body) {
+                    Ok(answer) => return Ok(answer),
+                    Err(failed) => *failed,
+                };
             let allowed = match retry_decision(&error) {
                 Retry::No => false,
                 Retry::Backoff => retries < self.cfg.retry.max_retries,
@@ -542,7 +542,7 @@ impl Client {
         path: &str,
         query: &[(String, String)],
         body: Option<&Value>,
-    ) -> Result<Answer, SendError> {
+    ) -> Result<Answer, Box<SendError>> {
         let request_line = format!("{method} {path}");
         *self
             .stats
@@ -564,7 +564,7 @@ impl Client {
         }
         let resp = req
             .send()
-            .map_err(|e| SendError::plain(transport_error(&request_line, &e)))?;
+            .map_err(|e| SendError::boxed(transport_error(&request_line, &e)))?;
         let pacing = self.rate_limit_pause(&resp);
         let status = resp.status().as_u16();
         let correlation_id = header(&resp, "x-correlation-id");
@@ -572,7 +572,7 @@ impl Client {
             header(&resp, "content-type").is_some_and(|c| c.starts_with("application/json"));
         let text = resp
             .text()
-            .map_err(|e| SendError::plain(transport_error(&request_line, &e)))?;
+            .map_err(|e| SendError::boxed(transport_error(&request_line, &e)))?;
         if (200..300).contains(&status) {
             if let Some(p) = pacing {
                 std::thread::sleep(p);
@@ -583,7 +583,7 @@ impl Client {
             return serde_json::from_str(&text)
                 .map(|body| Answer { body })
                 .map_err(|_| {
-                    SendError::plain(Error::UnexpectedResponse {
+                    SendError::boxed(Error::UnexpectedResponse {
                         request: request_line,
                         status,
                         excerpt: excerpt(&text),
@@ -615,10 +615,10 @@ impl Client {
                 excerpt: excerpt(&text),
             },
         };
-        Err(SendError {
+        Err(Box::new(SendError {
             error,
             wait_hint: pacing,
-        })
+        }))
     }
 
     /// Reads the `RateLimit-*` headers: after a 429, how long until the
@@ -656,11 +656,11 @@ struct SendError {
 }
 
 impl SendError {
-    fn plain(error: Error) -> Self {
-        SendError {
+    fn boxed(error: Error) -> Box<Self> {
+        Box::new(SendError {
             error,
             wait_hint: None,
-        }
+        })
     }
 }
 

@@ -50,7 +50,7 @@ pub struct Applied {
 }
 
 /// Runs every step in order; returns the volume as it ends up.
-pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Failure> {
+pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Failure>> {
     let deadline = Instant::now() + Duration::from_secs(p.wait_timeout as u64);
     let mut id = plan.before.as_ref().and_then(|v| v.id);
     let mut warnings = Vec::new();
@@ -147,13 +147,15 @@ fn already(e: &Error, code: &str) -> bool {
 }
 
 /// The server a volume is attached to now (fresh read).
-fn attached(client: &Client, id: i64) -> Result<Option<i64>, Failure> {
+fn attached(client: &Client, id: i64) -> Result<Option<i64>, Box<Failure>> {
     client
         .get_volume(id)
         .map(|v| v.and_then(|v| v.server))
-        .map_err(|error| Failure {
-            step: "re-read the volume".into(),
-            error,
-            done: Vec::new(),
+        .map_err(|error| {
+            Box::new(Failure {
+                step: "re-read the volume".into(),
+                error,
+                done: Vec::new(),
+            })
         })
 }

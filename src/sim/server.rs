@@ -23,8 +23,9 @@ use super::query::{paginate, sort_by, Query, SortKey};
 use super::ratelimit::{Budget, RateLimiter};
 use super::requests;
 use super::seed::{load_state, save_state, Seed};
-use super::world::{Effect, SimAction, World};
+use super::world::{Effect, SimAction, SimServer, SimVolume, World};
 use super::SimError;
+use crate::hcloud::types::Labels;
 
 /// How to run the simulator (the command-line options of `hcloud-sim`).
 #[derive(Debug, Clone)]
@@ -475,24 +476,12 @@ fn dispatch(
             ok(json!({ "location": l }))
         }
         ("GET", "/servers") => {
-            let selector = q.selector()?;
-            let statuses = q.all("status");
-            let mut items: Vec<_> = w
-                .servers
-                .values()
-                .filter(|s| q.get("name").is_none_or(|n| s.name == n))
-                .filter(|s| selector.as_ref().is_none_or(|sel| sel.matches(&s.labels)))
-                .filter(|s| statuses.is_empty() || statuses.contains(&s.status.as_str()))
-                .cloned()
-                .collect();
-            let keys = q.sort(&["id", "name", "created"])?;
-            sort_by(&mut items, &keys, |s, f| match f {
-                "name" => SortKey::Text(s.name.clone()),
-                "created" => SortKey::Text(s.created.clone()),
-                _ => SortKey::Int(s.id),
-            });
-            let rendered: Vec<Value> = items.iter().map(|s| w.render_server(s)).collect();
-            list(q, "servers", rendered)
+            let items = select(w.servers.values(), q)?;
+            list(
+                q,
+                "servers",
+                items.iter().map(|s| w.render_server(s)).collect(),
+            )
         }
         ("GET", "/servers/{id}") => {
             let s = w
@@ -502,7 +491,6 @@ fn dispatch(
             ok(json!({ "server": w.render_server(s) }))
         }
         ("GET", "/volumes") => {
-            let selector = q.selector()?;
             let statuses = q.all("status");
             if let Some(bad) = statuses
                 .iter()
@@ -513,22 +501,12 @@ fn dispatch(
                     format!("'{bad}' is not creating or available"),
                 ));
             }
-            let mut items: Vec<_> = w
-                .volumes
-                .values()
-                .filter(|v| q.get("name").is_none_or(|n| v.name == n))
-                .filter(|v| selector.as_ref().is_none_or(|sel| sel.matches(&v.labels)))
-                .filter(|v| statuses.is_empty() || statuses.contains(&v.status.as_str()))
-                .cloned()
-                .collect();
-            let keys = q.sort(&["id", "name", "created"])?;
-            sort_by(&mut items, &keys, |v, f| match f {
-                "name" => SortKey::Text(v.name.clone()),
-                "created" => SortKey::Text(v.created.clone()),
-                _ => SortKey::Int(v.id),
-            });
-            let rendered: Vec<_> = items.iter().map(|v| w.render_volume(v)).collect();
-            list(q, "volumes", rendered)
+            let items = select(w.volumes.values(), q)?;
+            list(
+                q,
+                "volumes",
+                items.iter().map(|v| w.render_volume(v)).collect(),
+            )
         }
         ("POST", "/volumes") => {
             let req = requests::create_volume(&requests::parse_body(body)?)?;
@@ -626,6 +604,73 @@ fn dispatch(
             format!("{method} is not allowed on {route}"),
         )),
     }
+}
+
+/// What the server and volume lists filter and sort on.
+trait Listed: Clone {
+    fn id(&self) -> i64;
+    fn name(&self) -> &str;
+    fn created(&self) -> &str;
+    fn labels(&self) -> &Labels;
+    fn status(&self) -> &str;
+}
+
+impl Listed for SimServer {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn created(&self) -> &str {
+        &self.created
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+impl Listed for SimVolume {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn created(&self) -> &str {
+        &self.created
+    }
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
+/// The items matching `name`, `label_selector` and `status`, sorted by `sort`.
+fn select<'a, T: Listed + 'a>(
+    items: impl Iterator<Item = &'a T>,
+    q: &Query,
+) -> Result<Vec<T>, SimError> {
+    let selector = q.selector()?;
+    let statuses = q.all("status");
+    let mut out: Vec<T> = items
+        .filter(|x| q.get("name").is_none_or(|n| x.name() == n))
+        .filter(|x| selector.as_ref().is_none_or(|sel| sel.matches(x.labels())))
+        .filter(|x| statuses.is_empty() || statuses.contains(&x.status()))
+        .cloned()
+        .collect();
+    let keys = q.sort(&["id", "name", "created"])?;
+    sort_by(&mut out, &keys, |x, f| match f {
+        "name" => SortKey::Text(x.name().to_string()),
+        "created" => SortKey::Text(x.created().to_string()),
+        _ => SortKey::Int(x.id()),
+    });
+    Ok(out)
 }
 
 fn touches(a: &SimAction, id: i64, kind: &str) -> bool {
