@@ -24,7 +24,7 @@ trap cleanup EXIT
 rm -rf "$demo"
 mkdir -p "$demo/fleet" "$demo/logs"
 cp servers/servers_v3.tsv servers/volume_rules_v3.tsv "$demo/fleet/"
-: > "$demo/fstab"
+mkdir -p "$demo/fstab.d"   # one fstab per simulated host, as real servers have
 
 sim_args=(--token "demo-$RANDOM$RANDOM" --seed servers/hcloud-sim-seed.json --action-ms 200
           --request-log "$demo/logs/requests.jsonl")
@@ -42,15 +42,15 @@ export KBV3_FLEET_DIR=$demo/fleet PATH=$root/.venv/bin:$PATH ANSIBLE_CONFIG=$roo
 
 # Test inventory overlay: nothing is ever contacted over the network; seven
 # servers run their host side on this machine, the others skip it.
-python3 - "$demo/overlay.yml" "$host_side" $real_hosts <<'PY'
+python3 - "$demo/overlay.yml" "$demo/fstab.d" "$host_side" $real_hosts <<'PY'
 import json, sys
-out, host_side, real = sys.argv[1], sys.argv[2] == "true", set(sys.argv[3:])
+out, fstabs, host_side, real = sys.argv[1], sys.argv[2], sys.argv[3] == "true", set(sys.argv[4:])
 hosts = [l.split("\t")[0] for l in open("servers/servers_v3.tsv").read().splitlines()[1:]]
 json.dump({"all": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                                 "kbv3_host_side": host_side and h in real}
+                                 "kbv3_host_side": host_side and h in real, "kbv3_fstab": f"{fstabs}/{h}"}
                              for h in hosts}}}, open(out, "w"))
 PY
-extra=$(printf '{"kbv3_mount_prefix": "%s/mnt", "kbv3_fstab": "%s/fstab"}' "$demo" "$demo")
+extra=$(printf '{"kbv3_mount_prefix": "%s/mnt"}' "$demo")
 playbook() {
     ansible-playbook -i inventory/kbv3_inventory -i "$demo/overlay.yml" -e "$extra" "$@"
 }

@@ -615,41 +615,29 @@ trait Listed: Clone {
     fn status(&self) -> &str;
 }
 
-impl Listed for SimServer {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn created(&self) -> &str {
-        &self.created
-    }
-    fn labels(&self) -> &Labels {
-        &self.labels
-    }
-    fn status(&self) -> &str {
-        &self.status
-    }
+/// Both records keep these under the same field names.
+macro_rules! listed {
+    ($($t:ty),*) => {$(
+        impl Listed for $t {
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn created(&self) -> &str {
+                &self.created
+            }
+            fn labels(&self) -> &Labels {
+                &self.labels
+            }
+            fn status(&self) -> &str {
+                &self.status
+            }
+        }
+    )*};
 }
-
-impl Listed for SimVolume {
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn created(&self) -> &str {
-        &self.created
-    }
-    fn labels(&self) -> &Labels {
-        &self.labels
-    }
-    fn status(&self) -> &str {
-        &self.status
-    }
-}
+listed!(SimServer, SimVolume);
 
 /// The items matching `name`, `label_selector` and `status`, sorted by `sort`.
 fn select<'a, T: Listed + 'a>(

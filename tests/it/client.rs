@@ -217,3 +217,35 @@ fn an_action_wait_has_a_deadline() {
         "{err}"
     );
 }
+
+#[test]
+fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let id = {
+        let sim = Sim::start(&["--state", state_arg]);
+        let c = sim.client();
+        let req = CreateVolumeRequest {
+            name: "kept".into(),
+            size: 10,
+            location: Some("hel1".into()),
+            ..Default::default()
+        };
+        let created = c.create_volume(&req).unwrap();
+        c.wait_for(&created.actions, WAIT).unwrap();
+        c.delete_volume(104011392).unwrap_err(); // attached: refused, state unchanged
+        created.volume.id
+    }; // SIGTERM: the simulator saves and stops
+    let sim = Sim::start(&["--state", state_arg]);
+    let c = sim.client();
+    let v = c
+        .get_volume(id)
+        .unwrap()
+        .expect("the volume survived the restart");
+    assert_eq!(
+        (v.name.as_str(), v.location.name.as_str(), v.status.as_str()),
+        ("kept", "hel1", "available")
+    );
+    assert_eq!(c.list_volumes(&VolumeFilter::default()).unwrap().len(), 41);
+}

@@ -28,18 +28,25 @@ class Fleet:
         for name in ("servers_v3.tsv", "volume_rules_v3.tsv"):
             (self.fleet / name).write_bytes((ROOT / "servers" / name).read_bytes())
         self.mnt = tmp_path / "mnt"
-        self.fstab = tmp_path / "fstab"
-        self.fstab.write_text("")
+        # One fstab per simulated host, as real servers have: several hosts
+        # rewriting one shared file at once would lose each other's lines.
+        self.fstabs = tmp_path / "fstab.d"
+        self.fstabs.mkdir()
         extra = []
         if block_devices:
             extra = ["--block-devices", str(tmp_path / "bd"), "--block-device-servers", ",".join(REAL_HOSTS)]
         self.sim = Sim(tmp_path, *extra)
         hosts = [line.split("\t")[0] for line in (self.fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
         overlay = {"all": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
-                                         "kbv3_host_side": block_devices and h in REAL_HOSTS} for h in hosts}}}
+                                         "kbv3_host_side": block_devices and h in REAL_HOSTS,
+                                         "kbv3_fstab": str(self.fstabs / h)} for h in hosts}}}
         self.overlay = tmp_path / "overlay.yml"
         self.overlay.write_text(json.dumps(overlay))
-        self.extra_vars = json.dumps({"kbv3_mount_prefix": str(self.mnt), "kbv3_fstab": str(self.fstab)})
+        self.extra_vars = json.dumps({"kbv3_mount_prefix": str(self.mnt)})
+
+    def fstab_lines(self):
+        """Every fstab line of every simulated host, split into fields."""
+        return [line.split() for f in sorted(self.fstabs.iterdir()) for line in f.read_text().splitlines() if line.strip()]
 
     def env(self):
         return {"KBV3_FLEET_DIR": str(self.fleet), "HCLOUD_TOKEN": self.sim.token, "HCLOUD_ENDPOINT": self.sim.endpoint,
@@ -96,6 +103,12 @@ def summary(stdout):
     return re.findall(r"- '?([a-z ()]+: [^'\n]+)'?", block)
 
 
+def failures(stdout):
+    """The failed tasks of a run, for assertion messages."""
+    blocks = re.findall(r"(TASK \[[^\]]*\][^\n]*\n(?:(?!TASK \[).*\n)*?fatal: .*(?:\n {4}.*)*)", stdout)
+    return "\n".join(blocks)[-6000:] or stdout[-3000:]
+
+
 def mutating(sim, since=0):
     return [r for r in sim.requests()[since:] if r["method"] != "GET"]
 
@@ -125,7 +138,7 @@ def test_ph3_dry_run_real_run_and_rerun(fleet):
 
     # The real run.
     real = fleet.playbook("ph3-02.yml", "-e", "kbv3_confirm_destroy=true")
-    assert real.returncode == 0, real.stdout[-5000:]
+    assert real.returncode == 0, failures(real.stdout)
     assert "created: 47 volumes, 2800 GB" in summary(real.stdout)
     assert "deleted: 40 legacy volumes, 1710 GB" in summary(real.stdout)
     volumes, _ = fleet.volumes()
@@ -143,7 +156,7 @@ def test_ph3_dry_run_real_run_and_rerun(fleet):
             "crm-01": "/data/apps_misc"}
     assert sorted(mounts) == sorted(f"{fleet.mnt}{p}" for p in want.values())
     assert all(m["fstype"] == "ext4" for m in mounts.values())
-    fstab = [line.split() for line in fleet.fstab.read_text().splitlines() if line.strip()]
+    fstab = fleet.fstab_lines()
     assert len(fstab) == 7 and all(f[0].startswith("UUID=") and "nofail" in f[3] for f in fstab)
     uuids = {f[1]: f[0] for f in fstab}
 
@@ -156,7 +169,7 @@ def test_ph3_dry_run_real_run_and_rerun(fleet):
     assert all(r["changed"] == 0 for r in recap(again.stdout).values()), recap(again.stdout)
     assert mutating(fleet.sim, start) == []
     assert marker.read_text() == "keep me"
-    fstab_again = [line.split() for line in fleet.fstab.read_text().splitlines() if line.strip()]
+    fstab_again = fleet.fstab_lines()
     assert {f[1]: f[0] for f in fstab_again} == uuids, "no filesystem was recreated"
 
 
@@ -189,7 +202,7 @@ def test_interrupted_runs_converge(fleet):
         ("the first legacy delete", lambda: any(r["method"] == "DELETE" for r in requests())),
         ("the first create", lambda: len(posts()) >= 1),
         ("half of the creates", lambda: len(posts()) >= 24),
-        ("the first mount", lambda: fleet.fstab.read_text().strip() != ""),
+        ("the first mount", lambda: fleet.fstab_lines() != []),
     ]
     for i, (what, condition) in enumerate(stages):
         kill_when(fleet, start_killable(fleet), condition, what)
@@ -198,17 +211,16 @@ def test_interrupted_runs_converge(fleet):
             assert fleet.playbook("ph3-01.yml").returncode == 0
             assert fleet.diff()["totals"]["ok"] >= 1
     final = fleet.playbook("ph3-02.yml", "-e", "kbv3_confirm_destroy=true")
-    assert final.returncode == 0, final.stdout[-5000:]
+    assert final.returncode == 0, failures(final.stdout)
     volumes, _ = fleet.volumes()
     assert len(volumes) == 47 and all(n.startswith("kbv3-") and v.server is not None for n, v in volumes.items())
     deleted = {int(r["path"].rsplit("/", 1)[1]) for r in requests() if r["method"] == "DELETE" and r["status"] == 204}
     assert deleted == planned_deletes, "no volume outside the diff was ever deleted"
     assert len(fleet.mounts()) == 7
-    for line in fleet.fstab.read_text().splitlines():
-        uuid, target = line.split()[:2]
+    for uuid, target, *_ in fleet.fstab_lines():
         source = subprocess.run(["findmnt", "-n", "-o", "UUID", target], capture_output=True, text=True).stdout.strip()
         assert uuid == f"UUID={source}", "every mount is the filesystem first made for it"
-    assert len(fleet.fstab.read_text().splitlines()) == 7
+    assert len(fleet.fstab_lines()) == 7
 
 
 @pytest.fixture
@@ -220,18 +232,25 @@ def api_fleet(tmp_path):
 
 def test_a_volume_changed_since_the_diff_is_left_alone(api_fleet):
     fleet = api_fleet
-    assert fleet.playbook("ph3-01.yml").returncode == 0
     _, client = fleet.volumes()
+    # An orphan: a legacy volume attached to no server, so to no inventory host.
+    from hcloud.locations import Location
+    orphan = client.volumes.create(size=10, name="vol-scratch", location=Location(name="nbg1")).volume
+    assert fleet.playbook("ph3-01.yml").returncode == 0
+    assert fleet.diff()["totals"]["to_delete"] == 41
     moved = client.volumes.get_by_name("vol-redis-01")
     moved.detach().wait_until_finished()
     moved.attach(client.servers.get_by_name("redis-02")).wait_until_finished()
     result = fleet.playbook("ph3-02.yml", "-e", "kbv3_confirm_destroy=true")
     assert result.returncode != 0
     assert "stale (left alone): 1" in summary(result.stdout)
+    # 39 host legacy volumes (vol-redis-01, 10 GB, is stale) plus the 10 GB orphan.
+    assert "deleted: 40 legacy volumes, 1710 GB" in summary(result.stdout), summary(result.stdout)
     assert "the plan is stale for volume vol-redis-01" in result.stdout
     volumes, _ = fleet.volumes()
     assert volumes["vol-redis-01"].server.id == client.servers.get_by_name("redis-02").id
-    assert len([n for n in volumes if n.startswith("vol-")]) == 1
+    assert len([n for n in volumes if n.startswith("vol-")]) == 1, "only the stale one is left"
+    assert "vol-scratch" not in volumes and orphan.id not in [v.id for v in volumes.values()]
     assert len([n for n in volumes if n.startswith("kbv3-")]) == 47
 
 
