@@ -127,14 +127,6 @@ impl Stats {
     pub fn total(&self) -> u64 {
         self.requests.values().sum()
     }
-    /// Requests other than GET.
-    pub fn mutating(&self) -> u64 {
-        self.requests
-            .iter()
-            .filter(|(m, _)| m.as_str() != "GET")
-            .map(|(_, n)| n)
-            .sum()
-    }
 }
 
 /// Filters of `GET /volumes`.

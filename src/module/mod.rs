@@ -20,16 +20,16 @@ use plan::{Plan, VolumeView};
 pub fn run(args: &Value) -> Value {
     let inv = match params::parse(args) {
         Ok(inv) => inv,
-        Err(msg) => return failed(msg, None, &Map::new(), Settings::default(), &[]),
+        Err(msg) => {
+            return Failed::before_changes(msg).into_result(&Map::new(), Settings::default(), &[])
+        }
     };
     let p = &inv.params;
     let client =
         match Config::resolve(p.api_token.clone(), p.api_endpoint.clone()).and_then(Client::new) {
             Ok(c) => c,
             Err(e) => {
-                return failed(
-                    e.to_string(),
-                    None,
+                return Failed::before_changes(e.to_string()).into_result(
                     &inv.module_args,
                     inv.settings,
                     &inv.warnings,
@@ -39,16 +39,16 @@ pub fn run(args: &Value) -> Value {
     let result = execute(&client, &inv);
     let mut result = match result {
         Ok(r) => r,
-        Err((msg, failure)) => failed(msg, failure, &inv.module_args, inv.settings, &inv.warnings),
+        Err(f) => f.into_result(&inv.module_args, inv.settings, &inv.warnings),
     };
     result["api_requests"] = json!(client.stats());
     result
 }
 
-fn execute(client: &Client, inv: &Invocation) -> Result<Value, (String, Option<Value>)> {
+fn execute(client: &Client, inv: &Invocation) -> Result<Value, Failed> {
     let p = &inv.params;
-    let observed = observe::observe(client, p).map_err(|m| (m, None))?;
-    let plan = plan::plan(p, &observed).map_err(|m| (m, None))?;
+    let observed = observe::observe(client, p).map_err(Failed::before_changes)?;
+    let plan = plan::plan(p, &observed).map_err(Failed::before_changes)?;
     let mut warnings = inv.warnings.clone();
     warnings.extend(plan.warnings.iter().cloned());
     let texts: Vec<String> = plan.steps.iter().map(|s| s.text.clone()).collect();
@@ -69,7 +69,12 @@ fn execute(client: &Client, inv: &Invocation) -> Result<Value, (String, Option<V
                         f.done.join("; ")
                     ));
                 }
-                return Err((msg, Some(f.details())));
+                return Err(Failed {
+                    msg,
+                    failure: Some(f.details()),
+                    // The steps before the failure did change the volume.
+                    changed: !f.done.is_empty(),
+                });
             }
         }
     };
@@ -120,21 +125,36 @@ fn add_invocation(result: &mut Value, module_args: &Map<String, Value>, settings
     }
 }
 
-fn failed(
+/// A failed run: the message, the API details, and whether anything changed first.
+struct Failed {
     msg: String,
     failure: Option<Value>,
-    module_args: &Map<String, Value>,
-    settings: Settings,
-    warnings: &[String],
-) -> Value {
-    let mut result = json!({ "failed": true, "changed": false, "msg": msg, "warnings": warnings });
-    if let Some(f) = failure {
-        result["failure"] = f;
-        // The steps before the failure did change the volume.
-        result["changed"] = json!(msg.contains("Done before the failure"));
+    changed: bool,
+}
+
+impl Failed {
+    /// A failure before any change (bad options, a lookup, a refusal).
+    fn before_changes(msg: String) -> Self {
+        Failed {
+            msg,
+            failure: None,
+            changed: false,
+        }
     }
-    add_invocation(&mut result, module_args, settings);
-    result
+
+    fn into_result(
+        self,
+        module_args: &Map<String, Value>,
+        settings: Settings,
+        warnings: &[String],
+    ) -> Value {
+        let mut result = json!({ "failed": true, "changed": self.changed, "msg": self.msg, "warnings": warnings });
+        if let Some(f) = self.failure {
+            result["failure"] = f;
+        }
+        add_invocation(&mut result, module_args, settings);
+        result
+    }
 }
 
 /// The JSON Schema of the options (for `kbv3_volume --schema`).

@@ -48,6 +48,15 @@ fn every_volume_endpoint_round_trip() {
     assert_eq!(created.actions.len(), 2);
     let done = c.wait_for(&created.actions, WAIT).unwrap();
     assert!(done.iter().all(|a| a.status == "success"));
+    let attach = c
+        .get_action(created.actions[1].id)
+        .unwrap()
+        .expect("the attach action is retrievable");
+    assert_eq!(
+        (attach.command.as_str(), attach.status.as_str()),
+        ("attach_volume", "success")
+    );
+    assert!(c.get_action(1).unwrap().is_none());
     let v = c.get_volume(created.volume.id).unwrap().unwrap();
     assert_eq!(
         (v.server, v.status.as_str(), v.format.as_deref()),

@@ -212,3 +212,18 @@ def test_ansible_doc_renders():
     out = run(["ansible-doc", "-M", "library", "kbv3_volume"], check=True).stdout
     assert "Manage one Hetzner Cloud volume" in out or "Makes one Hetzner Cloud volume" in out
     assert "expect" in out and "wait_timeout" in out
+
+
+def test_a_failure_midway_reports_what_was_done(start_sim, tmp_path):
+    # Every asynchronous action fails; change_protection completes at once, as in the real API.
+    sim = start_sim("--faults", "action_error=1")
+    tasks = [
+        vol(name="vol-haproxy-01", delete_protection=True),
+        {**vol(name="vol-haproxy-01", state="absent", delete_protection=False), "register": "r", "ignore_errors": True},
+    ]
+    r = play(sim, tasks, tmp_path)[1]
+    assert r["failed"] is True and r["changed"] is True
+    assert r["msg"].startswith("kbv3_volume: detach vol-haproxy-01 (104011394) from haproxy-01 failed: action detach_volume (")
+    assert r["msg"].endswith("Done before the failure: disable delete protection of vol-haproxy-01 (104011394). Rerun the task to finish")
+    assert r["failure"]["code"] == "action_failed" and r["failure"]["action_id"] > 0
+    assert not any(x["method"] == "DELETE" for x in sim.requests())
