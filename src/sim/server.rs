@@ -208,9 +208,11 @@ impl Sim {
                 response.add_header(h);
             }
         }
+        // Logged before the answer leaves, so whoever holds an answer also
+        // finds its request in the log.
+        self.log(&method, path, raw_query, &answer, started.elapsed());
         // The client may have gone (a stalled answer); nothing to do then.
         let _ = req.respond(response);
-        self.log(&method, path, raw_query, &answer, started.elapsed());
     }
 
     fn log(&self, method: &str, path: &str, query: &str, answer: &Answer, took: Duration) {
