@@ -28,9 +28,11 @@ def count(sim, tasks, tmp_path):
 
 
 def test_kbv3_sends_fewer_requests_than_the_official_module(start_sim, tmp_path):
-    ours_sim = start_sim()
+    # 300 ms actions: both modules' first polls (ours after 500 ms, theirs at once,
+    # then after 2 s) see the same status on any machine, so counts are stable.
+    ours_sim = start_sim(action_ms=300)
     ours = count(ours_sim, [{"kbv3_volume": args} for _, args in OPERATIONS], tmp_path)
-    theirs_sim = start_sim()
+    theirs_sim = start_sim(action_ms=300)
     official_args = {"api_token": theirs_sim.token, "api_endpoint": theirs_sim.endpoint}
     theirs = count(theirs_sim, [{"hetzner.hcloud.volume": {**args, **official_args}} for _, args in OPERATIONS], tmp_path)
     table = {name: {"kbv3_volume": o, "hetzner.hcloud.volume": t} for (name, _), o, t in zip(OPERATIONS, ours, theirs)}
