@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::plan::Plan;
-use super::snapshot::{per_location, Snapshot};
+use super::snapshot::{per_location, Snapshot, VolumeRef};
 
 /// The only strategy: Option A of the PH3-01 report.
 pub const STRATEGY: &str = "destroy_and_recreate_all";
@@ -19,12 +19,8 @@ pub const STRATEGY: &str = "destroy_and_recreate_all";
 /// An existing volume to delete, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToDelete {
-    pub id: i64,
-    pub name: String,
-    pub size_gb: u32,
-    pub location: String,
-    pub server_id: Option<i64>,
-    pub server_name: Option<String>,
+    #[serde(flatten)]
+    pub volume: VolumeRef,
     pub reason: String,
 }
 
@@ -99,7 +95,7 @@ pub fn compute(
         .collect();
     let mut to_delete = Vec::new();
     let mut ok = Vec::new();
-    for v in &existing.volumes {
+    for v in existing.volumes.iter().map(|e| &e.volume) {
         let reason = match targets.get(v.name.as_str()) {
             None if v.name.starts_with("kbv3-") => "a kbv3 volume that the plan does not list (orphan)".to_string(),
             None => "does not follow the v3 convention kbv3-<hostname>-data (Option A: destroy & recreate)".to_string(),
@@ -123,12 +119,7 @@ pub fn compute(
             }
         };
         to_delete.push(ToDelete {
-            id: v.id,
-            name: v.name.clone(),
-            size_gb: v.size_gb,
-            location: v.location.clone(),
-            server_id: v.server_id,
-            server_name: v.server_name.clone(),
+            volume: v.clone(),
             reason,
         });
     }
@@ -142,7 +133,7 @@ pub fn compute(
         if server.is_none() {
             missing_servers.push(p.hostname.clone());
         }
-        let replaced = to_delete.iter().any(|d| d.name == p.volume_name);
+        let replaced = to_delete.iter().any(|d| d.volume.name == p.volume_name);
         to_create.push(ToCreate {
             hostname: p.hostname.clone(),
             volume_name: p.volume_name.clone(),
@@ -168,7 +159,7 @@ pub fn compute(
         existing: existing.volumes.len(),
         target: plan.volumes.len(),
         to_delete: to_delete.len(),
-        to_delete_gb: to_delete.iter().map(|d| u64::from(d.size_gb)).sum(),
+        to_delete_gb: to_delete.iter().map(|d| u64::from(d.volume.size_gb)).sum(),
         to_create: to_create.len(),
         to_create_gb: to_create.iter().map(|c| u64::from(c.size_gb)).sum(),
         ok: ok.len(),
@@ -216,7 +207,7 @@ impl Diff {
 mod tests {
     use super::*;
     use crate::fleet::plan::{PlanTotals, PlannedVolume};
-    use crate::fleet::snapshot::{ExistingVolume, ProjectServer, SnapshotTotals};
+    use crate::fleet::snapshot::{ExistingVolume, ProjectServer, SnapshotTotals, VolumeRef};
 
     fn plan() -> Plan {
         let pv = |h: &str, size| PlannedVolume {
@@ -241,12 +232,14 @@ mod tests {
 
     fn vol(id: i64, name: &str, size: u32, server: Option<&str>) -> ExistingVolume {
         ExistingVolume {
-            id,
-            name: name.into(),
-            size_gb: size,
-            location: "nbg1".into(),
-            server_id: server.map(|_| 1),
-            server_name: server.map(String::from),
+            volume: VolumeRef {
+                id,
+                name: name.into(),
+                size_gb: size,
+                location: "nbg1".into(),
+                server_id: server.map(|_| 1),
+                server_name: server.map(String::from),
+            },
             status: "available".into(),
             labels: Default::default(),
             delete_protection: false,
@@ -359,7 +352,12 @@ mod tests {
             let d = compute(&plan(), &snapshot(existing), "t".into(), "test".into());
             let names = |v: Vec<String>| v;
             assert_eq!(
-                names(d.volumes_to_delete.iter().map(|v| v.name.clone()).collect()),
+                names(
+                    d.volumes_to_delete
+                        .iter()
+                        .map(|v| v.volume.name.clone())
+                        .collect()
+                ),
                 del,
                 "{case}: delete"
             );

@@ -45,14 +45,15 @@ fn text(s: &str) -> Value {
     }
 }
 
-fn legacy(v: &ToDelete) -> Value {
+fn legacy(d: &ToDelete) -> Value {
+    let v = &d.volume;
     json!({
         "id": v.id,
         "name": text(&v.name),
         "size": v.size_gb,
         "location": text(&v.location),
         "server": v.server_name.as_deref().map(text),
-        "reason": text(&v.reason),
+        "reason": text(&d.reason),
     })
 }
 
@@ -73,7 +74,7 @@ pub fn hostvars(plan: &Plan, diff: Option<&Diff>) -> BTreeMap<String, Value> {
                 let mine: Vec<Value> = d
                     .volumes_to_delete
                     .iter()
-                    .filter(|v| v.server_name.as_deref() == Some(p.hostname.as_str()))
+                    .filter(|d| d.volume.server_name.as_deref() == Some(p.hostname.as_str()))
                     .map(legacy)
                     .collect();
                 vars["kbv3_legacy_volumes"] = Value::Array(mine);
@@ -119,7 +120,12 @@ pub fn render(plan: &Plan, diff: Option<(&Diff, &str)>) -> Result<Value, String>
         let orphans: Vec<Value> = d
             .volumes_to_delete
             .iter()
-            .filter(|v| v.server_name.as_deref().is_none_or(|s| !hosts.contains(s)))
+            .filter(|d| {
+                d.volume
+                    .server_name
+                    .as_deref()
+                    .is_none_or(|s| !hosts.contains(s))
+            })
             .map(legacy)
             .collect();
         all_vars.insert("kbv3_orphan_volumes".into(), Value::Array(orphans));

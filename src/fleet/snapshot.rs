@@ -9,15 +9,23 @@ use crate::hcloud::client::VolumeFilter;
 use crate::hcloud::types::Labels;
 use crate::hcloud::{Client, Error};
 
-/// One existing volume, flattened for people and for the diff.
+/// What names an existing volume and where it is; the snapshot and the diff
+/// both carry it (flattened into their JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExistingVolume {
+pub struct VolumeRef {
     pub id: i64,
     pub name: String,
     pub size_gb: u32,
     pub location: String,
     pub server_id: Option<i64>,
     pub server_name: Option<String>,
+}
+
+/// One existing volume, flattened for people and for the diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExistingVolume {
+    #[serde(flatten)]
+    pub volume: VolumeRef,
     pub status: String,
     pub labels: Labels,
     pub delete_protection: bool,
@@ -70,14 +78,16 @@ pub fn take(client: &Client, now: String) -> Result<Snapshot, Error> {
         .list_volumes(&VolumeFilter::default())?
         .into_iter()
         .map(|v| ExistingVolume {
-            id: v.id,
-            server_name: v
-                .server
-                .and_then(|id| names.get(&id).map(|n| n.to_string())),
-            name: v.name,
-            size_gb: v.size,
-            location: v.location.name,
-            server_id: v.server,
+            volume: VolumeRef {
+                id: v.id,
+                server_name: v
+                    .server
+                    .and_then(|id| names.get(&id).map(|n| n.to_string())),
+                name: v.name,
+                size_gb: v.size,
+                location: v.location.name,
+                server_id: v.server,
+            },
             status: v.status,
             labels: v.labels,
             delete_protection: v.protection.delete,
@@ -98,14 +108,17 @@ pub fn take(client: &Client, now: String) -> Result<Snapshot, Error> {
 fn totals(volumes: &[ExistingVolume]) -> SnapshotTotals {
     let mut by_location = BTreeMap::new();
     for v in volumes {
-        *by_location.entry(v.location.clone()).or_default() += 1;
+        *by_location.entry(v.volume.location.clone()).or_default() += 1;
     }
-    let attached = volumes.iter().filter(|v| v.server_id.is_some()).count();
+    let attached = volumes
+        .iter()
+        .filter(|v| v.volume.server_id.is_some())
+        .count();
     SnapshotTotals {
         volumes: volumes.len(),
         attached,
         detached: volumes.len() - attached,
-        size_gb: volumes.iter().map(|v| u64::from(v.size_gb)).sum(),
+        size_gb: volumes.iter().map(|v| u64::from(v.volume.size_gb)).sum(),
         by_location,
     }
 }
