@@ -59,6 +59,13 @@ fn legacy(d: &ToDelete) -> Value {
 
 /// The host variables of every host, by hostname.
 pub fn hostvars(plan: &Plan, diff: Option<&Diff>) -> BTreeMap<String, Value> {
+    // The diff's legacy volumes by server, grouped once rather than per host.
+    let mut legacy_by_server: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for d in diff.map_or(&[][..], |d| &d.volumes_to_delete) {
+        if let Some(server) = d.volume.server_name.as_deref() {
+            legacy_by_server.entry(server).or_default().push(legacy(d));
+        }
+    }
     plan.volumes
         .iter()
         .map(|p| {
@@ -70,13 +77,11 @@ pub fn hostvars(plan: &Plan, diff: Option<&Diff>) -> BTreeMap<String, Value> {
                 "kbv3_volume_class": text(&p.volume_class),
                 "kbv3_mountpoint": text(&p.mountpoint),
             });
-            if let Some(d) = diff {
-                let mine: Vec<Value> = d
-                    .volumes_to_delete
-                    .iter()
-                    .filter(|d| d.volume.server_name.as_deref() == Some(p.hostname.as_str()))
-                    .map(legacy)
-                    .collect();
+            if diff.is_some() {
+                let mine = legacy_by_server
+                    .get(p.hostname.as_str())
+                    .cloned()
+                    .unwrap_or_default();
                 vars["kbv3_legacy_volumes"] = Value::Array(mine);
             }
             (p.hostname.clone(), vars)

@@ -445,21 +445,17 @@ impl Client {
         key: &str,
         query: Vec<(String, String)>,
     ) -> Result<Vec<T>, Error> {
-        #[derive(Deserialize)]
-        struct Page {
-            meta: Meta,
-        }
         let mut out = Vec::new();
         let mut page = 1;
         loop {
             let mut q = query.clone();
             q.push(("page".into(), page.to_string()));
             q.push(("per_page".into(), PER_PAGE.to_string()));
-            let answer = self.call(Method::GET, path, &q, None)?;
-            let meta: Page = decode(answer.body.clone(), path)?;
-            let items: Vec<T> = field(answer.body, key, path)?;
+            let mut body = self.call(Method::GET, path, &q, None)?.body;
+            let meta: Meta = decode(take(&mut body, "meta"), path)?;
+            let items: Vec<T> = field(body, key, path)?;
             out.extend(items);
-            match meta.meta.pagination.next_page {
+            match meta.pagination.next_page {
                 Some(next) if next > page => page = next,
                 _ => return Ok(out),
             }
@@ -700,11 +696,13 @@ fn decode<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, Error> {
     })
 }
 
+/// Moves `key` out of an object (`Null` when absent).
+fn take(body: &mut Value, key: &str) -> Value {
+    body.get_mut(key).map(Value::take).unwrap_or(Value::Null)
+}
+
 fn field<T: DeserializeOwned>(mut body: Value, key: &str, what: &str) -> Result<T, Error> {
-    decode(
-        body.get_mut(key).map(Value::take).unwrap_or(Value::Null),
-        what,
-    )
+    decode(take(&mut body, key), what)
 }
 
 #[cfg(test)]
