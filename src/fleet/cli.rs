@@ -8,13 +8,14 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::diff::{self, Diff, STRATEGY};
+use super::diff::{self, STRATEGY};
 use super::paths::{self, FleetPaths};
 use super::plan::{self, Plan};
+use super::reviewed::{self, confirmation_code};
 use super::snapshot::{self, Snapshot};
 use super::{inventory, rules, servers};
 use crate::clock::{now_ms, rfc3339};
-use crate::fsutil::write_json_atomic;
+use crate::fsutil::{json_bytes, write_atomic, write_json_atomic};
 use crate::hcloud::{Client, Config};
 
 /// Ansible inventory of the kbv3 fleet, and the PH3-01 plan, snapshot and diff.
@@ -114,26 +115,43 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             };
             let diff = diff::compute(&plan, &snapshot, rfc3339(now_ms()), source);
+            diff::validate(&diff, &plan).map_err(|problems| {
+                anyhow!("the computed diff is inconsistent (a bug, please report it):\n  {}", problems.join("\n  "))
+            })?;
             let out = output.unwrap_or(paths.diff);
-            write_json_atomic(&out, &diff)?;
-            report(json, &diff, &format!("{}wrote {}", diff.summary(), out.display()))
+            let bytes = json_bytes(&diff)?;
+            write_atomic(&out, &bytes)?;
+            let code = confirmation_code(&bytes);
+            report(json, &diff, &format!(
+                "{}wrote {}\nconfirmation code: {code}\n  review the diff, then dry-run:  ansible-playbook playbooks/ph3-02.yml --check --diff\n  and run it:                    ansible-playbook playbooks/ph3-02.yml -e kbv3_confirm_destroy={code}",
+                diff.summary(),
+                out.display()
+            ))
         }
     }
 }
 
-/// The inventory answer: fleet files plus the diff when it exists.
+/// The inventory answer: fleet files plus the diff when it exists. A diff
+/// that does not hold together, or was made for another fleet, is refused
+/// as a whole, so no playbook can act on it.
 fn list(paths: &FleetPaths) -> Result<Value> {
     let plan = load_plan_from_fleet(paths)?;
-    let diff: Option<Diff> = if paths.diff.exists() {
-        Some(read_json(
-            &paths.diff,
-            "a diff file; rerun `kbv3_inventory diff`",
-        )?)
+    let reviewed = if paths.diff.exists() {
+        let r = reviewed::load(&paths.diff).map_err(|e| anyhow!("{e}"))?;
+        diff::validate(&r.diff, &plan).map_err(|problems| {
+            anyhow!(
+                "{}: the PH3-01 diff cannot be used; nothing will act on it:\n  - {}\n\
+                 Refresh it with PH3-01 and review it again. While this file is refused the inventory \
+                 does not load, so run PH3-01 with `ansible-playbook -i localhost, playbooks/ph3-01.yml`.",
+                paths.diff.display(),
+                problems.join("\n  - ")
+            )
+        })?;
+        Some(r)
     } else {
         None
     };
-    let diff_path = paths.diff.display().to_string();
-    inventory::render(&plan, diff.as_ref().map(|d| (d, diff_path.as_str())))
+    inventory::render(&plan, reviewed.as_ref())
         .map_err(|e| anyhow!("{}: {e}", paths.rules.display()))
 }
 

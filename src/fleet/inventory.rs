@@ -3,9 +3,10 @@
 //!
 //! Groups: one per role_v3 (its name made safe: lowercase `[a-z0-9_]`), one
 //! per volume class (`data_<class>`), and `kbv3`, whose children are the
-//! role groups. Legacy volumes of the diff become each host's
-//! `kbv3_legacy_volumes`; those attached to no inventory host become
-//! `kbv3_orphan_volumes` on `all`.
+//! role groups. With a diff, each host carries exactly its own legacy
+//! volumes (`kbv3_legacy_volumes`), and the unattached legacy volumes belong
+//! to one pseudo-host, [`ORPHAN_HOST`] in group [`ORPHAN_GROUP`], so that a
+//! play selection (`--limit`) reaches them only when it names them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,9 +14,14 @@ use serde_json::{json, Map, Value};
 
 use super::diff::{Diff, ToDelete};
 use super::plan::Plan;
+use super::reviewed::ReviewedDiff;
 
 /// The umbrella group.
 pub const UMBRELLA: &str = "kbv3";
+/// The pseudo-host that owns the unattached legacy volumes of the diff.
+pub const ORPHAN_HOST: &str = "kbv3-orphan-volumes";
+/// Its group: `--limit 'web-01:kbv3_orphans'` selects it explicitly.
+pub const ORPHAN_GROUP: &str = "kbv3_orphans";
 
 /// `db-postgres` → `db_postgres`.
 pub fn safe_group_name(name: &str) -> String {
@@ -45,27 +51,32 @@ fn text(s: &str) -> Value {
     }
 }
 
+/// A legacy volume as PH3-02 needs it: every field its `expect` checks.
 fn legacy(d: &ToDelete) -> Value {
-    let v = &d.volume;
     json!({
-        "id": v.id,
-        "name": text(&v.name),
-        "size": v.size_gb,
-        "location": text(&v.location),
-        "server": v.server_name.as_deref().map(text),
+        "id": d.id,
+        "name": text(&d.name),
+        "size": d.size_gb,
+        "location": text(&d.location),
+        "server": d.server_name.as_deref().map(text),
         "reason": text(&d.reason),
     })
 }
 
-/// The host variables of every host, by hostname.
+/// The host variables of every fleet host, by hostname.
 pub fn hostvars(plan: &Plan, diff: Option<&Diff>) -> BTreeMap<String, Value> {
     // The diff's legacy volumes by server, grouped once rather than per host.
     let mut legacy_by_server: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for d in diff.map_or(&[][..], |d| &d.volumes_to_delete) {
-        if let Some(server) = d.volume.server_name.as_deref() {
+        if let Some(server) = d.server_name.as_deref() {
             legacy_by_server.entry(server).or_default().push(legacy(d));
         }
     }
+    let fixes: BTreeMap<&str, _> = diff
+        .map_or(&[][..], |d| &d.volumes_to_fix)
+        .iter()
+        .map(|f| (f.hostname.as_str(), f))
+        .collect();
     plan.volumes
         .iter()
         .map(|p| {
@@ -83,14 +94,17 @@ pub fn hostvars(plan: &Plan, diff: Option<&Diff>) -> BTreeMap<String, Value> {
                     .cloned()
                     .unwrap_or_default();
                 vars["kbv3_legacy_volumes"] = Value::Array(mine);
+                let fix = fixes.get(p.hostname.as_str());
+                vars["kbv3_volume_move"] = json!(fix.is_some_and(|f| f.move_volume));
+                vars["kbv3_volume_fixes"] = json!(fix.map_or(&[][..], |f| &f.fixes[..]));
             }
             (p.hostname.clone(), vars)
         })
         .collect()
 }
 
-/// The whole `--list` answer. Fails when group names would collide.
-pub fn render(plan: &Plan, diff: Option<(&Diff, &str)>) -> Result<Value, String> {
+/// The whole `--list` answer. Fails when group or host names would collide.
+pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String> {
     let mut roles: BTreeMap<String, (BTreeSet<&str>, BTreeSet<String>)> = BTreeMap::new();
     let mut classes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for p in &plan.volumes {
@@ -110,39 +124,56 @@ pub fn render(plan: &Plan, diff: Option<(&Diff, &str)>) -> Result<Value, String>
                 names.join(" and ")
             ));
         }
-        if ["all", "ungrouped", UMBRELLA].contains(&group.as_str()) || classes.contains_key(group) {
+        if ["all", "ungrouped", UMBRELLA, ORPHAN_GROUP].contains(&group.as_str())
+            || classes.contains_key(group)
+        {
             return Err(format!(
                 "role '{}' makes the group name '{group}', which is reserved; rename the role",
                 names.iter().next().unwrap_or(&"")
             ));
         }
     }
+    if plan.volumes.iter().any(|p| p.hostname == ORPHAN_HOST) {
+        return Err(format!(
+            "hostname '{ORPHAN_HOST}' is reserved for the unattached legacy volumes; rename the server"
+        ));
+    }
     let mut out = Map::new();
-    let host_vars = hostvars(plan, diff.map(|(d, _)| d));
-    let hosts: BTreeSet<&str> = plan.volumes.iter().map(|p| p.hostname.as_str()).collect();
+    let mut host_vars = hostvars(plan, diff.map(|r| &r.diff));
     let mut all_vars = Map::new();
-    if let Some((d, path)) = diff {
-        let orphans: Vec<Value> = d
-            .volumes_to_delete
+    let mut children = vec![UMBRELLA.to_string()];
+    if let Some(r) = diff {
+        let d = &r.diff;
+        let orphans: Vec<Value> = d.orphans().map(legacy).collect();
+        if !orphans.is_empty() {
+            host_vars.insert(
+                ORPHAN_HOST.into(),
+                json!({"ansible_connection": "local", "kbv3_orphan_host": true, "kbv3_legacy_volumes": orphans}),
+            );
+            out.insert(ORPHAN_GROUP.into(), json!({ "hosts": [ORPHAN_HOST] }));
+            children.push(ORPHAN_GROUP.into());
+        }
+        let left_alone: Vec<Value> = d
+            .volumes_left_alone
             .iter()
-            .filter(|d| {
-                d.volume
-                    .server_name
-                    .as_deref()
-                    .is_none_or(|s| !hosts.contains(s))
-            })
-            .map(legacy)
+            .map(|v| json!({"id": v.id, "name": text(&v.name), "size": v.size_gb, "server": v.server_name.as_deref().map(text), "reason": text(&v.reason)}))
             .collect();
-        all_vars.insert("kbv3_orphan_volumes".into(), Value::Array(orphans));
+        all_vars.insert("kbv3_left_alone_volumes".into(), Value::Array(left_alone));
         all_vars.insert(
             "kbv3_diff".into(),
-            json!({"path": text(path), "generated_at": text(&d.generated_at), "strategy": text(&d.strategy), "totals": d.totals}),
+            json!({
+                "path": text(&r.path.display().to_string()),
+                "confirmation_code": r.code,
+                "generated_at": text(&d.generated_at),
+                "strategy": text(&d.strategy),
+                "totals": d.totals,
+            }),
         );
     }
     out.insert("_meta".into(), json!({ "hostvars": host_vars }));
     out.insert(
         "all".into(),
-        json!({ "children": [UMBRELLA], "vars": all_vars }),
+        json!({ "children": children, "vars": all_vars }),
     );
     out.insert(
         UMBRELLA.into(),

@@ -7,6 +7,7 @@
 //! - [`plan`]: the target volume of every server (pure).
 //! - [`snapshot`]: the existing volumes, read from the API.
 //! - [`diff`]: plan + snapshot → what to delete, create, keep (pure).
+//! - [`reviewed`]: the diff file as reviewed: its bytes' confirmation code.
 //! - [`inventory`]: the Ansible inventory JSON (pure).
 //! - [`paths`]: where the files are (next to the executable, or from the environment).
 //! - [`cli`]: the `kbv3_inventory` command.
@@ -16,6 +17,7 @@ pub mod diff;
 pub mod inventory;
 pub mod paths;
 pub mod plan;
+pub mod reviewed;
 pub mod rules;
 pub mod servers;
 pub mod snapshot;

@@ -208,13 +208,22 @@ impl Client {
         self.get_one(&format!("/volumes/{id}"), "volume")
     }
 
-    /// The volume with this exact name, or `None`.
-    pub fn volume_by_name(&self, name: &str) -> Result<Option<Volume>, Error> {
+    /// The volumes whose name is exactly `name` (the API's filter, checked
+    /// again here: an answer with another name is never taken for it).
+    pub fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, Error> {
         let filter = VolumeFilter {
             name: Some(name.to_string()),
             ..VolumeFilter::default()
         };
-        Ok(self.list_volumes(&filter)?.into_iter().next())
+        let mut found = self.list_volumes(&filter)?;
+        found.retain(|v| v.name == name);
+        Ok(found)
+    }
+
+    /// The volume with exactly this name, or `None` (the first, should the
+    /// API ever answer with several).
+    pub fn volume_by_name(&self, name: &str) -> Result<Option<Volume>, Error> {
+        Ok(self.volumes_named(name)?.into_iter().next())
     }
 
     /// Creates a volume. If a retried attempt finds the name taken by a volume
@@ -355,9 +364,12 @@ impl Client {
         self.get_one(&format!("/servers/{id}"), "server")
     }
 
-    /// The server with this exact name, or `None`.
+    /// The server with exactly this name, or `None`.
     pub fn server_by_name(&self, name: &str) -> Result<Option<Server>, Error> {
-        Ok(self.list_servers(Some(name))?.into_iter().next())
+        Ok(self
+            .list_servers(Some(name))?
+            .into_iter()
+            .find(|s| s.name == name))
     }
 
     /// Every location.

@@ -7,38 +7,54 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::hcloud::types::{Action, CreateVolumeRequest};
 use crate::hcloud::{Client, Error};
 
-use super::params::Params;
-use super::plan::{Plan, Step, VolumeView};
+use super::failure::{self, code_of, Code, Refusal};
+use super::params::{Expect, Params};
+use super::plan::{self, Plan, Step, VolumeView};
 
 /// A step that failed, after the ones listed in `done`.
 #[derive(Debug)]
 pub struct Failure {
     pub step: String,
-    pub error: Error,
+    pub code: Code,
+    pub msg: String,
+    pub error: Option<Error>,
     pub done: Vec<String>,
 }
 
 impl Failure {
+    fn api(step: &str, error: Error, done: &[String]) -> Box<Self> {
+        Box::new(Failure {
+            step: step.to_string(),
+            code: code_of(&error),
+            msg: format!("kbv3_volume: {step} failed: {error}"),
+            error: Some(error),
+            done: done.to_vec(),
+        })
+    }
+
+    fn refused(step: &str, refusal: Refusal, done: &[String]) -> Box<Self> {
+        Box::new(Failure {
+            step: step.to_string(),
+            code: refusal.code,
+            msg: refusal.msg,
+            error: None,
+            done: done.to_vec(),
+        })
+    }
+
     /// The `failure` object of the result.
     pub fn details(&self) -> Value {
-        let api = self.error.api();
-        let action = match &self.error {
-            Error::ActionFailed { action_id, .. } => Some(*action_id),
-            _ => None,
-        };
-        json!({
-            "step": self.step,
-            "code": self.error.code(),
-            "message": api.map(|a| a.message.clone()).unwrap_or_else(|| self.error.to_string()),
-            "correlation_id": api.and_then(|a| a.correlation_id.clone()),
-            "details": api.and_then(|a| a.details.clone()),
-            "action_id": action,
-        })
+        let mut d = failure::details(self.code, self.error.as_ref());
+        d["step"] = self.step.clone().into();
+        if d["message"].is_null() {
+            d["message"] = self.msg.clone().into();
+        }
+        d
     }
 }
 
@@ -56,11 +72,6 @@ pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Fa
     let mut warnings = Vec::new();
     let mut done = Vec::new();
     for planned in &plan.steps {
-        let fail = |error: Error, done: &Vec<String>| Failure {
-            step: planned.text.clone(),
-            error,
-            done: done.clone(),
-        };
         let vid = id.unwrap_or_default();
         let wait = |actions: &[Action]| -> Result<(), Error> {
             if p.wait {
@@ -115,21 +126,27 @@ pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Fa
                 }
                 other => other,
             },
-            Step::Delete => match client.delete_volume(vid) {
-                Err(e) if already(&e, "not_found") => Ok(()),
-                other => other,
-            },
+            Step::Delete => {
+                // Time has passed since the plan was checked (a detach, an
+                // unprotect): check it again, right before the delete.
+                let recheck = p.expect.as_ref().filter(|_| !done.is_empty());
+                if let Some(expect) = recheck {
+                    still_as_reviewed(client, expect, vid, &planned.text, &done)?;
+                }
+                match client.delete_volume(vid) {
+                    Err(e) if already(&e, "not_found") => Ok(()),
+                    other => other,
+                }
+            }
         };
-        outcome.map_err(|e| fail(e, &done))?;
+        outcome.map_err(|e| Failure::api(&planned.text, e, &done))?;
         done.push(planned.text.clone());
     }
     let volume = match (id, &plan.after) {
         (Some(id), Some(after)) if p.wait => {
-            let fresh = client.get_volume(id).map_err(|error| Failure {
-                step: "read the result".into(),
-                error,
-                done: done.clone(),
-            })?;
+            let fresh = client
+                .get_volume(id)
+                .map_err(|e| Failure::api("read the result", e, &done))?;
             fresh.map(|v| VolumeView::of(&v, after.server_name.clone()))
         }
         (Some(id), Some(after)) => Some(VolumeView {
@@ -151,11 +168,34 @@ fn attached(client: &Client, id: i64) -> Result<Option<i64>, Box<Failure>> {
     client
         .get_volume(id)
         .map(|v| v.and_then(|v| v.server))
-        .map_err(|error| {
-            Box::new(Failure {
-                step: "re-read the volume".into(),
-                error,
-                done: Vec::new(),
-            })
-        })
+        .map_err(|e| Failure::api("re-read the volume", e, &[]))
+}
+
+/// Reads the volume again and fails with `stale_plan` unless it is still the
+/// reviewed one, now attached to no server.
+fn still_as_reviewed(
+    client: &Client,
+    expect: &Expect,
+    id: i64,
+    step: &str,
+    done: &[String],
+) -> Result<(), Box<Failure>> {
+    let fresh = client
+        .get_volume(id)
+        .map_err(|e| Failure::api("re-read the volume before deleting it", e, done))?;
+    let Some(v) = fresh else {
+        return Ok(());
+    };
+    let mut view = VolumeView::of(&v, None);
+    let mut found = Vec::new();
+    if let Some(server) = view.server.take() {
+        found.push(format!(
+            "attached again (to server {server}) after the detach"
+        ));
+    }
+    found.extend(plan::differences(expect, &view));
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::refused(step, plan::stale(&view, &found), done))
 }

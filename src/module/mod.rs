@@ -4,40 +4,46 @@
 //! one place that looks at check mode.
 
 pub mod apply;
+pub mod failure;
 pub mod observe;
 pub mod params;
 pub mod plan;
+pub mod reviewed;
 
 use serde_json::{json, Map, Value};
 
 use crate::hcloud::{Client, Config};
 
-use params::{Invocation, Settings};
-use plan::{Plan, VolumeView};
+use failure::{Code, Refusal};
+use params::{Invocation, Params, Settings};
+use plan::{Plan, Step, VolumeView};
 
 /// Runs the module on the args JSON; returns the result object.
-/// `failed: true` is set on any failure; the token never appears.
+/// `failed: true` and `failure.code` are set on any failure; the token never appears.
 pub fn run(args: &Value) -> Value {
     let inv = match params::parse(args) {
         Ok(inv) => inv,
         Err(msg) => {
-            return Failed::before_changes(msg).into_result(&Map::new(), Settings::default(), &[])
+            return Failed::refused(Refusal::new(Code::InvalidArgument, msg)).into_result(
+                &Map::new(),
+                Settings::default(),
+                &[],
+            )
         }
     };
-    let p = &inv.params;
-    let client =
-        match Config::resolve(p.api_token.clone(), p.api_endpoint.clone()).and_then(Client::new) {
-            Ok(c) => c,
-            Err(e) => {
-                return Failed::before_changes(e.to_string()).into_result(
-                    &inv.module_args,
-                    inv.settings,
-                    &inv.warnings,
-                )
-            }
-        };
-    let result = execute(&client, &inv);
-    let mut result = match result {
+    let refused =
+        |r: Refusal| Failed::refused(r).into_result(&inv.module_args, inv.settings, &inv.warnings);
+    let params = match reviewed::bind(&inv.params, inv.settings.check_mode) {
+        Ok(p) => p,
+        Err(r) => return refused(r),
+    };
+    let client = match Config::resolve(params.api_token.clone(), params.api_endpoint.clone())
+        .and_then(Client::new)
+    {
+        Ok(c) => c,
+        Err(e) => return refused(Refusal::new(Code::InvalidArgument, e.to_string())),
+    };
+    let mut result = match execute(&client, &inv, &params) {
         Ok(r) => r,
         Err(f) => f.into_result(&inv.module_args, inv.settings, &inv.warnings),
     };
@@ -45,10 +51,9 @@ pub fn run(args: &Value) -> Value {
     result
 }
 
-fn execute(client: &Client, inv: &Invocation) -> Result<Value, Failed> {
-    let p = &inv.params;
-    let observed = observe::observe(client, p).map_err(Failed::before_changes)?;
-    let plan = plan::plan(p, &observed).map_err(Failed::before_changes)?;
+fn execute(client: &Client, inv: &Invocation, p: &Params) -> Result<Value, Failed> {
+    let observed = observe::observe(client, p).map_err(Failed::refused)?;
+    let plan = plan::plan(p, &observed).map_err(Failed::refused)?;
     let mut warnings = inv.warnings.clone();
     warnings.extend(plan.warnings.iter().cloned());
     let texts: Vec<String> = plan.steps.iter().map(|s| s.text.clone()).collect();
@@ -62,16 +67,16 @@ fn execute(client: &Client, inv: &Invocation) -> Result<Value, Failed> {
                 applied.volume
             }
             Err(f) => {
-                let mut msg = format!("kbv3_volume: {} failed: {}", f.step, f.error);
+                let mut msg = f.msg.clone();
                 if !f.done.is_empty() {
                     msg.push_str(&format!(
-                        ". Done before the failure: {}. Rerun the task to finish",
+                        " Done before the failure: {}. Rerun the task to finish",
                         f.done.join("; ")
                     ));
                 }
                 return Err(Failed {
                     msg,
-                    failure: Some(f.details()),
+                    failure: f.details(),
                     // The steps before the failure did change the volume.
                     changed: !f.done.is_empty(),
                 });
@@ -94,8 +99,11 @@ fn execute(client: &Client, inv: &Invocation) -> Result<Value, Failed> {
         (true, true) => format!("would {}", texts.join("; ")),
         (true, false) => texts.join("; "),
     };
+    let has = |f: fn(&Step) -> bool| plan.steps.iter().any(|s| f(&s.step));
     let mut result = json!({
         "changed": changed,
+        "created": has(|s| matches!(s, Step::Create { .. })),
+        "deleted": has(|s| matches!(s, Step::Delete)),
         "volume": volume,
         "actions": texts,
         "msg": msg,
@@ -125,19 +133,19 @@ fn add_invocation(result: &mut Value, module_args: &Map<String, Value>, settings
     }
 }
 
-/// A failed run: the message, the API details, and whether anything changed first.
+/// A failed run: the message, the `failure` object, and whether anything changed first.
 struct Failed {
     msg: String,
-    failure: Option<Value>,
+    failure: Value,
     changed: bool,
 }
 
 impl Failed {
     /// A failure before any change (bad options, a lookup, a refusal).
-    fn before_changes(msg: String) -> Self {
+    fn refused(r: Refusal) -> Self {
         Failed {
-            msg,
-            failure: None,
+            failure: json!({ "code": r.code, "message": r.msg }),
+            msg: r.msg,
             changed: false,
         }
     }
@@ -148,10 +156,8 @@ impl Failed {
         settings: Settings,
         warnings: &[String],
     ) -> Value {
-        let mut result = json!({ "failed": true, "changed": self.changed, "msg": self.msg, "warnings": warnings });
-        if let Some(f) = self.failure {
-            result["failure"] = f;
-        }
+        let mut result = json!({ "failed": true, "changed": self.changed, "msg": self.msg,
+                                 "failure": self.failure, "warnings": warnings });
         add_invocation(&mut result, module_args, settings);
         result
     }

@@ -1,24 +1,35 @@
 //! Reads what the plan needs: the volume, the server the task names, and the
 //! name of the server the volume is attached to. A run with nothing to change
 //! costs at most two requests.
+//!
+//! Identity is checked here: a name lookup must find exactly that name, and
+//! for `detached`/`absent` an `id` and a `name` given together must name the
+//! same volume.
 
+use crate::hcloud::types::Volume;
 use crate::hcloud::{Client, Error};
 
+use super::failure::{Code, Refusal};
 use super::params::{Params, State};
 use super::plan::{Observed, ServerRef, TargetServer};
 
-/// A lookup that failed: the user's message.
-pub fn observe(client: &Client, p: &Params) -> Result<Observed, String> {
+/// Reads the volume, the target server and the attached server's name.
+pub fn observe(client: &Client, p: &Params) -> Result<Observed, Refusal> {
     let what = p
         .name
         .clone()
         .unwrap_or_else(|| p.id.unwrap_or_default().to_string());
-    let read = |e: Error| format!("cannot read volume {what}: {e}");
-    let volume = match p.id {
-        Some(id) => client.get_volume(id).map_err(read)?,
-        None => client
-            .volume_by_name(p.name.as_deref().unwrap_or_default())
-            .map_err(read)?,
+    let read = |e: Error| Refusal::api(&format!("cannot read volume {what}"), &e);
+    let volume = match (p.id, p.name.as_deref()) {
+        (Some(id), name) => {
+            let by_id = client.get_volume(id).map_err(read)?;
+            match name.filter(|_| p.state != State::Present) {
+                Some(name) => same_volume(client, id, name, by_id)?,
+                None => by_id,
+            }
+        }
+        (None, Some(name)) => volume_named(client, name)?,
+        (None, None) => None,
     };
     let target = match (&p.server, p.state) {
         (Some(spec), State::Present) => Some(resolve_server(client, spec)?),
@@ -32,7 +43,10 @@ pub fn observe(client: &Client, p: &Params) -> Result<Observed, String> {
                 let name = client
                     .get_server(id)
                     .map_err(|e| {
-                        format!("cannot read server {id} that volume {what} is attached to: {e}")
+                        Refusal::api(
+                            &format!("cannot read server {id} that volume {what} is attached to"),
+                            &e,
+                        )
                     })?
                     .map_or_else(|| id.to_string(), |s| s.name);
                 Some(ServerRef { id, name })
@@ -46,10 +60,60 @@ pub fn observe(client: &Client, p: &Params) -> Result<Observed, String> {
     })
 }
 
+/// The one volume with exactly this name, or `None`. Two answers is an error:
+/// the module never guesses which volume a name meant.
+fn volume_named(client: &Client, name: &str) -> Result<Option<Volume>, Refusal> {
+    let found = client
+        .volumes_named(name)
+        .map_err(|e| Refusal::api(&format!("cannot read volume {name}"), &e))?;
+    match <[Volume; 1]>::try_from(found) {
+        Ok([v]) => Ok(Some(v)),
+        Err(found) if found.is_empty() => Ok(None),
+        Err(found) => Err(Refusal::new(
+            Code::IdentityMismatch,
+            format!(
+                "{} volumes are named {name} (ids {}); give the id. Nothing was changed.",
+                found.len(),
+                found
+                    .iter()
+                    .map(|v| v.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// Checks that `id` and `name` name the same volume (`by_id` is what `id` found).
+fn same_volume(
+    client: &Client,
+    id: i64,
+    name: &str,
+    by_id: Option<Volume>,
+) -> Result<Option<Volume>, Refusal> {
+    let mismatch = |found: String| {
+        Refusal::new(
+            Code::IdentityMismatch,
+            format!("id {id} and name {name} do not name the same volume: {found}. Nothing was changed; give the id and the name of one volume."),
+        )
+    };
+    match by_id {
+        Some(v) if v.name == name => Ok(Some(v)),
+        Some(v) => Err(mismatch(format!("volume {id} is named {}", v.name))),
+        None => match volume_named(client, name)? {
+            Some(other) => Err(mismatch(format!(
+                "there is no volume {id}, and {name} is volume {}",
+                other.id
+            ))),
+            None => Ok(None),
+        },
+    }
+}
+
 /// A server by name or id, like the official tools: an all-digit value is
 /// tried as an id first, then as a name.
-fn resolve_server(client: &Client, spec: &str) -> Result<TargetServer, String> {
-    let failed = |e: Error| format!("cannot look up server {spec}: {e}");
+fn resolve_server(client: &Client, spec: &str) -> Result<TargetServer, Refusal> {
+    let failed = |e: Error| Refusal::api(&format!("cannot look up server {spec}"), &e);
     let by_id = match spec.parse::<i64>() {
         Ok(id) => client.get_server(id).map_err(failed)?,
         Err(_) => None,
@@ -59,7 +123,7 @@ fn resolve_server(client: &Client, spec: &str) -> Result<TargetServer, String> {
         None => client
             .server_by_name(spec)
             .map_err(failed)?
-            .ok_or_else(|| format!("server '{spec}' not found in the project; check the server option (a name or an id)"))?,
+            .ok_or_else(|| Refusal::new(Code::NotFound, format!("server '{spec}' not found in the project; check the server option (a name or an id)")))?,
     };
     Ok(TargetServer {
         server: ServerRef {

@@ -47,8 +47,20 @@ impl Format {
     }
 }
 
+/// What `expect.server` says: not checked (key absent), must be unattached
+/// (`null`), or attached to this server (a name or an id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ExpectServer {
+    #[default]
+    Unchecked,
+    Unattached,
+    Attached(String),
+}
+
 /// What a reviewed plan says the volume is; `detached` and `absent` act only
-/// while the volume still matches.
+/// while the volume still matches, checked right before the first change and
+/// again right before the delete.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
@@ -58,12 +70,16 @@ pub struct Expect {
     /// The volume's name.
     #[serde(default, deserialize_with = "opt_string")]
     pub name: Option<String>,
-    /// The server it is attached to, by name or id.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub server: Option<String>,
+    /// The server it is attached to, by name or id; `null`: it must be attached to no server.
+    #[serde(default, deserialize_with = "expect_server")]
+    #[schemars(with = "Option<String>")]
+    pub server: ExpectServer,
     /// Its size in GB.
     #[serde(default, deserialize_with = "opt_int")]
     pub size: Option<i64>,
+    /// Its location (`nbg1`, …).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub location: Option<String>,
 }
 
 /// The options of `kbv3_volume`.
@@ -108,6 +124,12 @@ pub struct Params {
     /// With `detached`/`absent`: act only while the volume still matches this.
     #[serde(default)]
     pub expect: Option<Expect>,
+    /// With `absent`: the reviewed PH3-01 diff that must list this volume (by `id`).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub diff_file: Option<String>,
+    /// With `diff_file`: the diff's confirmation code; required unless in check mode.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub confirm: Option<String>,
     /// Wait for the actions to finish.
     #[serde(default = "yes", deserialize_with = "boolean")]
     pub wait: bool,
@@ -168,12 +190,23 @@ pub fn parse(args: &Value) -> Result<Invocation, String> {
     let Value::Object(all) = args else {
         return Err("the module arguments must be a JSON object".into());
     };
-    let flag = |key: &str| all.get(key).is_some_and(|v| truthy(v).unwrap_or(false));
-    let settings = Settings {
-        check_mode: flag("_ansible_check_mode"),
-        diff: flag("_ansible_diff"),
-        no_log: flag("_ansible_no_log"),
+    // Ansible sends these as JSON booleans. Anything else is refused before
+    // any request: a check mode that cannot be read must not become a real run.
+    let setting = |key: &str| {
+        match all.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(format!(
+            "{key} is {other}, not a boolean: refusing to guess whether this is a check-mode, diff or no_log run"
+        )),
+    }
     };
+    let settings = Settings {
+        check_mode: setting("_ansible_check_mode")?,
+        diff: setting("_ansible_diff")?,
+        no_log: setting("_ansible_no_log")?,
+    };
+    let flag = |key: &str| all.get(key).is_some_and(|v| truthy(v).unwrap_or(false));
     let known = option_names();
     let mut options = Map::new();
     let mut unknown = Vec::new();
@@ -245,8 +278,23 @@ fn check(p: &Params, warnings: &mut Vec<String>) -> Result<(), String> {
     if p.move_volume && p.server.is_none() {
         return Err("argument 'move': move needs server (the server to move the volume to)".into());
     }
-    if p.expect.is_some() && p.state == State::Present {
-        return Err("argument 'expect': applies to state detached or absent only".into());
+    if let Some(e) = &p.expect {
+        if p.state == State::Present {
+            return Err("argument 'expect': applies to state detached or absent only".into());
+        }
+        if e.id.is_none() && e.name.is_none() {
+            return Err(
+                "argument 'expect': give at least the id or the name of the volume you reviewed; an expect without them guards nothing"
+                    .into(),
+            );
+        }
+    }
+    if p.diff_file.is_some() {
+        if p.state != State::Absent || p.id.is_none() {
+            return Err("argument 'diff_file': goes with state absent and the volume's id".into());
+        }
+    } else if p.confirm.is_some() {
+        return Err("argument 'confirm': goes with diff_file (the diff it confirms)".into());
     }
     if p.state != State::Present {
         for (given, name) in [
@@ -333,6 +381,12 @@ fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
 fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     opt(d, to_int)
 }
+fn expect_server<'de, D: Deserializer<'de>>(d: D) -> Result<ExpectServer, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(ExpectServer::Unattached),
+        v => custom(to_text(&v).map(ExpectServer::Attached)),
+    }
+}
 fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     opt(d, truthy)
 }
@@ -395,7 +449,7 @@ mod tests {
     #[test]
     fn strings_from_the_command_line_are_converted() {
         let inv = p(json!({"name": "v", "size": "30", "move": "yes", "server": 42, "wait": "off",
-                           "labels": {"n": 1, "b": true}, "_ansible_check_mode": true, "_ansible_diff": "true"}))
+                           "labels": {"n": 1, "b": true}, "_ansible_check_mode": true, "_ansible_diff": true}))
         .unwrap();
         let params = inv.params;
         assert_eq!(
@@ -428,7 +482,12 @@ mod tests {
             (json!({"name": "-v"}), "argument 'name': '-v' must start and end with a letter or digit"),
             (json!({"name": "v", "move": true}), "argument 'move': move needs server"),
             (json!({"name": "v", "expect": {"id": 1}}), "argument 'expect': applies to state detached or absent only"),
-            (json!({"name": "v", "state": "absent", "expect": {"idd": 1}}), "argument 'expect.idd': unknown field `idd`, expected one of `id`, `name`, `server`, `size`"),
+            (json!({"name": "v", "state": "absent", "expect": {"idd": 1}}), "argument 'expect.idd': unknown field `idd`, expected one of `id`, `name`, `server`, `size`, `location`"),
+            (json!({"name": "v", "state": "absent", "expect": {"server": null, "size": 3}}), "argument 'expect': give at least the id or the name"),
+            (json!({"name": "v", "diff_file": "d.json"}), "argument 'diff_file': goes with state absent and the volume's id"),
+            (json!({"name": "v", "confirm": "abc"}), "argument 'confirm': goes with diff_file"),
+            (json!({"name": "v", "_ansible_check_mode": "maybe"}), "_ansible_check_mode is \"maybe\", not a boolean"),
+            (json!({"name": "v", "_ansible_no_log": 1}), "_ansible_no_log is 1, not a boolean"),
             (json!({"name": "v", "labels": {"k": [1]}}), "argument 'labels': label 'k': [1] is not a string"),
             (json!({"name": "v", "labels": {"bad key": "x"}}), "argument 'labels': label key 'bad key'"),
         ];
@@ -436,6 +495,27 @@ mod tests {
             let err = p(args.clone()).unwrap_err();
             assert!(err.starts_with(want), "{args}:\n got  {err}\n want {want}");
         }
+    }
+
+    #[test]
+    fn expect_server_tells_null_from_absent() {
+        let expect = |v: Value| {
+            p(json!({"id": 1, "state": "absent", "expect": v}))
+                .unwrap()
+                .params
+                .expect
+                .unwrap()
+                .server
+        };
+        assert_eq!(expect(json!({"id": 1})), ExpectServer::Unchecked);
+        assert_eq!(
+            expect(json!({"id": 1, "server": null})),
+            ExpectServer::Unattached
+        );
+        assert_eq!(
+            expect(json!({"id": 1, "server": 42})),
+            ExpectServer::Attached("42".into())
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use crate::hcloud::types::{Labels, Volume};
 
-use super::params::{Params, State};
+use super::failure::{Code, Refusal};
+use super::params::{Expect, ExpectServer, Params, State};
 
 /// A server, by id and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,8 +143,8 @@ fn server_matches(spec: &str, s: &ServerRef) -> bool {
     spec == s.name || spec == s.id.to_string()
 }
 
-/// Plans the steps. An `Err` is the message of a refusal: nothing was changed.
-pub fn plan(p: &Params, obs: &Observed) -> Result<Plan, String> {
+/// Plans the steps. An `Err` is a refusal: nothing was changed.
+pub fn plan(p: &Params, obs: &Observed) -> Result<Plan, Refusal> {
     let before = obs
         .volume
         .as_ref()
@@ -177,10 +178,10 @@ pub fn plan(p: &Params, obs: &Observed) -> Result<Plan, String> {
     })
 }
 
-fn check_location(p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), String> {
+fn check_location(p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), Refusal> {
     if let Some(loc) = &p.location {
         if *loc != v.location {
-            return Err(format!(
+            return refuse(Code::Refused, format!(
                 "volume {} is in {}, not {loc}; volumes cannot move between locations. Nothing was changed.",
                 v.label(),
                 v.location
@@ -189,7 +190,7 @@ fn check_location(p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), Stri
     }
     if let Some(t) = &obs.target {
         if t.location != v.location {
-            return Err(format!(
+            return refuse(Code::Refused, format!(
                 "volume {} is in {} but server {} is in {}; a volume can only be attached to servers in its location. Nothing was changed.",
                 v.label(),
                 v.location,
@@ -201,48 +202,70 @@ fn check_location(p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), Stri
     Ok(())
 }
 
+fn refuse<T>(code: Code, msg: String) -> Result<T, Refusal> {
+    Err(Refusal::new(code, msg))
+}
+
+/// How a volume differs from what the reviewed plan says it is (empty: it
+/// matches). "Attached to the reviewed server" also accepts "now attached to
+/// no server": a run killed after its detach leaves that, and the rerun
+/// finishes the job. Attached to any other server is a difference.
+pub fn differences(e: &Expect, v: &VolumeView) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(id) = e.id.filter(|id| v.id != Some(*id)) {
+        out.push(format!(
+            "id {id} expected, found {}",
+            v.id.unwrap_or_default()
+        ));
+    }
+    if let Some(name) = e.name.as_ref().filter(|n| **n != v.name) {
+        out.push(format!("name {name} expected, found {}", v.name));
+    }
+    if let Some(size) = e.size.filter(|s| *s != i64::from(v.size)) {
+        out.push(format!("size {size} GB expected, found {} GB", v.size));
+    }
+    if let Some(loc) = e.location.as_ref().filter(|l| **l != v.location) {
+        out.push(format!("location {loc} expected, found {}", v.location));
+    }
+    let current = v.server.map(|id| ServerRef {
+        id,
+        name: v.server_name.clone().unwrap_or_else(|| id.to_string()),
+    });
+    match (&e.server, &current) {
+        (ExpectServer::Unattached, Some(s)) => out.push(format!(
+            "attached to no server expected, found attached to {}",
+            s.name
+        )),
+        (ExpectServer::Attached(spec), Some(s)) if !server_matches(spec, s) => out.push(format!(
+            "attached to {spec} expected, found attached to {}",
+            s.name
+        )),
+        _ => {}
+    }
+    out
+}
+
+/// The refusal for a volume that no longer matches the reviewed plan.
+pub fn stale(v: &VolumeView, differences: &[String]) -> Refusal {
+    Refusal::new(
+        Code::StalePlan,
+        format!(
+            "the plan is stale for volume {}: {}. It was left alone; refresh and review the PH3-01 diff (playbooks/ph3-01.yml) before running again.",
+            v.label(),
+            differences.join("; ")
+        ),
+    )
+}
+
 /// Refuses to act on a volume that no longer matches the reviewed plan.
-fn check_expect(p: &Params, v: &VolumeView) -> Result<(), String> {
+fn check_expect(p: &Params, v: &VolumeView) -> Result<(), Refusal> {
     let Some(e) = &p.expect else { return Ok(()) };
-    let mut differences = Vec::new();
-    if let Some(id) = e.id {
-        if v.id != Some(id) {
-            differences.push(format!(
-                "id {id} expected, found {}",
-                v.id.unwrap_or_default()
-            ));
-        }
+    let found = differences(e, v);
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(stale(v, &found))
     }
-    if let Some(name) = &e.name {
-        if *name != v.name {
-            differences.push(format!("name {name} expected, found {}", v.name));
-        }
-    }
-    if let Some(server) = &e.server {
-        let current = v
-            .server
-            .zip(v.server_name.clone())
-            .map(|(id, name)| ServerRef { id, name });
-        if !current.as_ref().is_some_and(|s| server_matches(server, s)) {
-            let found = current.map_or("not attached".to_string(), |s| {
-                format!("attached to {}", s.name)
-            });
-            differences.push(format!("attached to {server} expected, found {found}"));
-        }
-    }
-    if let Some(size) = e.size {
-        if i64::from(v.size) != size {
-            differences.push(format!("size {size} GB expected, found {} GB", v.size));
-        }
-    }
-    if differences.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "the plan is stale for volume {}: {}. Nothing was changed; refresh and review the PH3-01 diff (playbooks/ph3-01.yml) before running again.",
-        v.label(),
-        differences.join("; ")
-    ))
 }
 
 struct Planner {
@@ -262,30 +285,36 @@ impl Planner {
             .expect("the planner only changes a volume that exists or is being created")
     }
 
-    fn create(&mut self, p: &Params, obs: &Observed) -> Result<(), String> {
+    fn create(&mut self, p: &Params, obs: &Observed) -> Result<(), Refusal> {
         let Some(name) = p.name.clone() else {
-            return Err(format!(
+            return refuse(Code::NotFound, format!(
                 "volume {} not found; to create a volume give its name (and size, and server or location)",
                 p.id.unwrap_or_default()
             ));
         };
-        let size = p
-            .size
-            .ok_or_else(|| format!("volume {name} does not exist; size is required to create it"))?
-            as u32;
+        let Some(size) = p.size.map(|s| s as u32) else {
+            return refuse(
+                Code::InvalidArgument,
+                format!("volume {name} does not exist; size is required to create it"),
+            );
+        };
         let location = match (&obs.target, &p.location) {
             (Some(t), Some(l)) if t.location != *l => {
-                return Err(format!(
-                    "server {} is in {}, but location says {l}; drop location or fix it",
-                    t.server.name, t.location
-                ))
+                return refuse(
+                    Code::InvalidArgument,
+                    format!(
+                        "server {} is in {}, but location says {l}; drop location or fix it",
+                        t.server.name, t.location
+                    ),
+                )
             }
             (Some(t), _) => t.location.clone(),
             (None, Some(l)) => l.clone(),
             (None, None) => {
-                return Err(format!(
-                    "volume {name} does not exist; give server or location to create it"
-                ))
+                return refuse(
+                    Code::InvalidArgument,
+                    format!("volume {name} does not exist; give server or location to create it"),
+                )
             }
         };
         let server = obs.target.as_ref().map(|t| t.server.clone());
@@ -315,7 +344,7 @@ impl Planner {
     }
 
     /// Brings an existing volume to the options: name, labels, size, attachment, protection.
-    fn converge(&mut self, p: &Params, obs: &Observed) -> Result<(), String> {
+    fn converge(&mut self, p: &Params, obs: &Observed) -> Result<(), Refusal> {
         let v = self.view().clone();
         let rename = p.name.clone().filter(|n| *n != v.name);
         let relabel = p.labels.clone().filter(|l| *l != v.labels);
@@ -344,7 +373,7 @@ impl Planner {
         }
         if let Some(size) = p.size.map(|s| s as u32) {
             if size < v.size {
-                return Err(format!(
+                return refuse(Code::Refused, format!(
                     "cannot shrink volume {} from {} GB to {size} GB: Hetzner volumes only grow. Set size to {} or more. Nothing was changed.",
                     v.label(),
                     v.size,
@@ -387,13 +416,13 @@ impl Planner {
         Ok(())
     }
 
-    fn attach(&mut self, p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), String> {
+    fn attach(&mut self, p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), Refusal> {
         let Some(target) = &obs.target else {
             return Ok(());
         };
         match (&obs.attached_to, v.server) {
             (Some(current), _) if current.id == target.server.id => Ok(()),
-            (Some(current), _) if !p.move_volume => Err(format!(
+            (Some(current), _) if !p.move_volume => refuse(Code::Refused, format!(
                 "volume {} is attached to {}, not {}; set move: true to detach it and attach it to {}. Nothing was changed.",
                 v.label(),
                 current.name,
@@ -443,11 +472,11 @@ impl Planner {
         self.push(Step::Protect { delete }, text);
     }
 
-    fn delete(&mut self, p: &Params) -> Result<(), String> {
+    fn delete(&mut self, p: &Params) -> Result<(), Refusal> {
         let v = self.view().clone();
         if v.delete_protection {
             if p.delete_protection != Some(false) {
-                return Err(format!(
+                return refuse(Code::Protected, format!(
                     "volume {} is delete-protected, so it was not deleted (nor detached). Nothing was changed. \
                      To delete it, add delete_protection: false to this task.",
                     v.label()
@@ -622,41 +651,74 @@ mod tests {
             ),
         ];
         for (case, args, obs, want) in cases {
-            let plan = plan(&params(args), &obs).unwrap_or_else(|e| panic!("{case}: {e}"));
+            let plan = plan(&params(args), &obs).unwrap_or_else(|e| panic!("{case}: {}", e.msg));
             assert_eq!(texts(&plan), want, "{case}");
         }
     }
 
-    /// (case, options, observed, start of the refusal)
+    /// (case, options, observed, code and start of the refusal)
     #[test]
     fn refusals_happen_before_any_step() {
         let a = || Some(server(1, "a"));
-        let cases: Vec<(&str, Value, Observed, &str)> = vec![
-            ("shrink", json!({"name": "vol-a", "size": 10}), observed(Some(volume(None, false)), None, None),
+        let unattached = || observed(Some(volume(None, false)), None, None);
+        let cases: Vec<(&str, Value, Observed, Code, &str)> = vec![
+            ("shrink", json!({"name": "vol-a", "size": 10}), unattached(), Code::Refused,
              "cannot shrink volume vol-a (7) from 20 GB to 10 GB: Hetzner volumes only grow. Set size to 20 or more."),
             ("move refused", json!({"name": "vol-a", "server": "b"}), observed(Some(volume(Some(1), false)), a(), target(2, "b", "nbg1")),
-             "volume vol-a (7) is attached to a, not b; set move: true"),
+             Code::Refused, "volume vol-a (7) is attached to a, not b; set move: true"),
             ("other location", json!({"name": "vol-a", "server": "c"}), observed(Some(volume(None, false)), None, target(3, "c", "hel1")),
-             "volume vol-a (7) is in nbg1 but server c is in hel1"),
-            ("location drift", json!({"name": "vol-a", "location": "hel1"}), observed(Some(volume(None, false)), None, None),
+             Code::Refused, "volume vol-a (7) is in nbg1 but server c is in hel1"),
+            ("location drift", json!({"name": "vol-a", "location": "hel1"}), unattached(), Code::Refused,
              "volume vol-a (7) is in nbg1, not hel1; volumes cannot move"),
-            ("protected", json!({"name": "vol-a", "state": "absent"}), observed(Some(volume(Some(1), true)), a(), None),
+            ("protected", json!({"name": "vol-a", "state": "absent"}), observed(Some(volume(Some(1), true)), a(), None), Code::Protected,
              "volume vol-a (7) is delete-protected, so it was not deleted (nor detached). Nothing was changed."),
             ("stale server", json!({"name": "vol-a", "state": "absent", "expect": {"id": 7, "server": "b"}}),
-             observed(Some(volume(Some(1), false)), a(), None),
+             observed(Some(volume(Some(1), false)), a(), None), Code::StalePlan,
              "the plan is stale for volume vol-a (7): attached to b expected, found attached to a."),
             ("stale id and size", json!({"name": "vol-a", "state": "detached", "expect": {"id": 8, "size": 30}}),
-             observed(Some(volume(None, false)), None, None),
+             unattached(), Code::StalePlan,
              "the plan is stale for volume vol-a (7): id 8 expected, found 7; size 30 GB expected, found 20 GB."),
+            ("attached since the review", json!({"name": "vol-a", "state": "absent", "expect": {"id": 7, "server": null}}),
+             observed(Some(volume(Some(1), false)), a(), None), Code::StalePlan,
+             "the plan is stale for volume vol-a (7): attached to no server expected, found attached to a."),
+            ("renamed and moved to another location", json!({"name": "vol-a", "state": "absent", "expect": {"name": "vol-b", "location": "hel1"}}),
+             unattached(), Code::StalePlan,
+             "the plan is stale for volume vol-a (7): name vol-b expected, found vol-a; location hel1 expected, found nbg1."),
             ("create without size", json!({"name": "vol-a", "server": "a"}), observed(None, None, target(1, "a", "nbg1")),
-             "volume vol-a does not exist; size is required to create it"),
-            ("create nowhere", json!({"name": "vol-a", "size": 10}), observed(None, None, None),
+             Code::InvalidArgument, "volume vol-a does not exist; size is required to create it"),
+            ("create nowhere", json!({"name": "vol-a", "size": 10}), observed(None, None, None), Code::InvalidArgument,
              "volume vol-a does not exist; give server or location to create it"),
         ];
-        for (case, args, obs, want) in cases {
+        for (case, args, obs, code, want) in cases {
             let err = plan(&params(args), &obs).unwrap_err();
-            assert!(err.starts_with(want), "{case}:\n got  {err}\n want {want}");
+            assert!(
+                err.msg.starts_with(want),
+                "{case}:\n got  {}\n want {want}",
+                err.msg
+            );
+            assert_eq!(err.code, code, "{case}");
         }
+    }
+
+    #[test]
+    fn a_deletion_resumes_after_its_detach() {
+        // A run killed after the detach leaves the volume unattached: the rerun deletes it.
+        let args = json!({"name": "vol-a", "state": "absent",
+                          "expect": {"id": 7, "name": "vol-a", "size": 20, "location": "nbg1", "server": "a"}});
+        let resumed = plan(
+            &params(args),
+            &observed(Some(volume(None, false)), None, None),
+        )
+        .unwrap();
+        assert_eq!(texts(&resumed), vec!["delete vol-a (7)"]);
+        // An unattached orphan reviewed as unattached is deleted too (positive control).
+        let orphan = json!({"id": 7, "state": "absent", "expect": {"id": 7, "server": null}});
+        let planned = plan(
+            &params(orphan),
+            &observed(Some(volume(None, false)), None, None),
+        )
+        .unwrap();
+        assert_eq!(texts(&planned), vec!["delete vol-a (7)"]);
     }
 
     #[test]
