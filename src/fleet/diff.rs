@@ -104,7 +104,7 @@ pub struct LeftAlone {
 }
 
 /// Counts of a diff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffTotals {
     pub existing: usize,
@@ -532,24 +532,6 @@ pub fn validate(d: &Diff, plan: &Plan) -> Result<(), Vec<String>> {
         Ok(())
     } else {
         Err(problems)
-    }
-}
-
-impl Default for DiffTotals {
-    fn default() -> Self {
-        DiffTotals {
-            existing: 0,
-            target: 0,
-            to_delete: 0,
-            to_delete_gb: 0,
-            to_create: 0,
-            to_create_gb: 0,
-            to_fix: 0,
-            ok: 0,
-            left_alone: 0,
-            left_alone_gb: 0,
-            to_create_by_location: BTreeMap::new(),
-        }
     }
 }
 
