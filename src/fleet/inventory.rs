@@ -141,7 +141,8 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
     let mut out = Map::new();
     let mut host_vars = hostvars(plan, diff.map(|r| &r.diff));
     let mut all_vars = Map::new();
-    let mut children = vec![UMBRELLA.to_string()];
+    // The orphans' group always exists (PH3-02 names it), empty without orphans.
+    let mut orphan_hosts = Vec::new();
     if let Some(r) = diff {
         let d = &r.diff;
         let orphans: Vec<Value> = d.orphans().map(legacy).collect();
@@ -150,8 +151,7 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
                 ORPHAN_HOST.into(),
                 json!({"ansible_connection": "local", "kbv3_orphan_host": true, "kbv3_legacy_volumes": orphans}),
             );
-            out.insert(ORPHAN_GROUP.into(), json!({ "hosts": [ORPHAN_HOST] }));
-            children.push(ORPHAN_GROUP.into());
+            orphan_hosts.push(ORPHAN_HOST);
         }
         let left_alone: Vec<Value> = d
             .volumes_left_alone
@@ -173,8 +173,9 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
     out.insert("_meta".into(), json!({ "hostvars": host_vars }));
     out.insert(
         "all".into(),
-        json!({ "children": children, "vars": all_vars }),
+        json!({ "children": [UMBRELLA, ORPHAN_GROUP], "vars": all_vars }),
     );
+    out.insert(ORPHAN_GROUP.into(), json!({ "hosts": orphan_hosts }));
     out.insert(
         UMBRELLA.into(),
         json!({ "children": roles.keys().collect::<Vec<_>>() }),

@@ -69,10 +69,11 @@ fn execute(client: &Client, inv: &Invocation, p: &Params) -> Result<Value, Faile
             Err(f) => {
                 let mut msg = f.msg.clone();
                 if !f.done.is_empty() {
-                    msg.push_str(&format!(
-                        " Done before the failure: {}. Rerun the task to finish",
+                    msg = format!(
+                        "{}. Done before the failure: {}. Rerun the task to finish",
+                        msg.trim_end_matches('.'),
                         f.done.join("; ")
-                    ));
+                    );
                 }
                 return Err(Failed {
                     msg,

