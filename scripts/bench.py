@@ -6,6 +6,7 @@
 3. PH3-02 on the 47-server seed, API path only: dry run, confirmed run, rerun.
 """
 import collections
+import hashlib
 import json
 import os
 import pathlib
@@ -104,10 +105,12 @@ def bench_ph3(tmp):
     overlay = pathlib.Path(tmp) / "overlay.json"
     overlay.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False} for h in hosts}}}))
     base = [str(VENV / "ansible-playbook"), "-i", str(ROOT / "inventory/kbv3_inventory"), "-i", str(overlay)]
-    for name, args in [("PH3-01", ["playbooks/ph3-01.yml"]),
-                       ("PH3-02 dry run", ["playbooks/ph3-02.yml", "--check", "--diff"]),
-                       ("PH3-02 confirmed", ["playbooks/ph3-02.yml", "-e", "kbv3_confirm_destroy=true"]),
-                       ("PH3-02 rerun", ["playbooks/ph3-02.yml", "-e", "kbv3_confirm_destroy=true"])]:
+    confirm = lambda: "kbv3_confirm_destroy=" + hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+    for name, args in [("PH3-01", lambda: ["playbooks/ph3-01.yml"]),
+                       ("PH3-02 dry run", lambda: ["playbooks/ph3-02.yml", "--check", "--diff"]),
+                       ("PH3-02 confirmed", lambda: ["playbooks/ph3-02.yml", "-e", confirm()]),
+                       ("PH3-02 rerun", lambda: ["playbooks/ph3-02.yml", "-e", confirm()])]:
+        args = args()
         before = len(sim.requests())
         took, _ = timed(base + args, env=e, cwd=ROOT)
         counts = collections.Counter(r["method"] for r in sim.requests()[before:])

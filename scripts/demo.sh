@@ -55,6 +55,7 @@ playbook() {
     ansible-playbook -i inventory/kbv3_inventory -i "$demo/overlay.yml" -e "$extra" "$@"
 }
 requests() { wc -l < "$demo/logs/requests.jsonl"; }
+expect_failure() { ! "$@"; }
 mutating() { grep -vc '"method":"GET"' "$demo/logs/requests.jsonl" || true; }
 step() {
     local name=$1 log=$2; shift 2
@@ -67,12 +68,19 @@ show_summary() { sed -n '/TASK \[Summarise the run\]/,/^$/p' "$demo/logs/$1" | g
 
 echo "hcloud-sim at $endpoint (host side on this machine: $host_side)"
 step "PH3-01: plan, snapshot, diff" ph3-01.log playbook playbooks/ph3-01.yml
-grep -E "PH3-01 plan:|Existing volumes:|to delete:|to create:|ok: " "$demo/logs/ph3-01.log" | sed "s/^ *- '\\{0,1\\}/   /; s/'$//"
+grep -E "PH3-01 plan:|Existing volumes:|to delete:|to create:|to fix:|ok: |left alone:|confirmation code:" "$demo/logs/ph3-01.log" \
+    | sed "s/^ *- '\\{0,1\\}/   /; s/'$//"
+# The code PH3-01 printed: the first 12 hex digits of the diff file's sha256.
+code=$(sed -n "s/.*confirmation code: \([0-9a-f]\{12\}\).*/\1/p" "$demo/logs/ph3-01.log" | head -1)
+[ "$code" = "$(sha256sum "$demo/fleet/volume_diff_v3.json" | cut -c1-12)" ] || { echo "confirmation code mismatch"; exit 1; }
 step "PH3-02 dry run (--check --diff)" ph3-02-dry-run.log playbook playbooks/ph3-02.yml --check --diff
+grep -m1 "confirmation code:" "$demo/logs/ph3-02-dry-run.log" | sed "s/^ *- '\\{0,1\\}/   /; s/'$//"
 show_summary ph3-02-dry-run.log
-step "PH3-02 confirmed" ph3-02.log playbook playbooks/ph3-02.yml -e kbv3_confirm_destroy=true
+step "PH3-02 without the code (refused, nothing changed)" ph3-02-refused.log expect_failure playbook playbooks/ph3-02.yml -e kbv3_confirm_destroy=true
+grep -m1 -o "This run would delete [0-9]* volumes ([0-9]* GB)" "$demo/logs/ph3-02-refused.log" | sed 's/^/   /'
+step "PH3-02 confirmed with code $code" ph3-02.log playbook playbooks/ph3-02.yml -e "kbv3_confirm_destroy=$code"
 show_summary ph3-02.log
-step "PH3-02 again (nothing to do)" ph3-02-again.log playbook playbooks/ph3-02.yml -e kbv3_confirm_destroy=true
+step "PH3-02 again (nothing to do)" ph3-02-again.log playbook playbooks/ph3-02.yml -e "kbv3_confirm_destroy=$code"
 show_summary ph3-02-again.log
 if [ "$host_side" = true ]; then
     echo; echo "== mounted volumes"
