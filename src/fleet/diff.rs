@@ -22,11 +22,12 @@ use super::snapshot::{per_location, Snapshot, VolumeRef};
 /// The only strategy: Option A of the PH3-01 report.
 pub const STRATEGY: &str = "destroy_and_recreate_all";
 
-/// An existing volume to delete, and why. `server_id`/`server_name` are both
-/// present in the file: `null` says "unattached" explicitly.
+/// An existing volume listed to delete or to leave alone, and why.
+/// `server_id`/`server_name` are both present in the file: `null` says
+/// "unattached" explicitly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ToDelete {
+pub struct ListedVolume {
     pub id: i64,
     pub name: String,
     pub size_gb: u32,
@@ -88,21 +89,6 @@ pub struct AlreadyOk {
     pub reason: String,
 }
 
-/// An existing volume PH3-02 does not touch, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeftAlone {
-    pub id: i64,
-    pub name: String,
-    pub size_gb: u32,
-    pub location: String,
-    #[serde(deserialize_with = "nullable")]
-    pub server_id: Option<i64>,
-    #[serde(deserialize_with = "nullable")]
-    pub server_name: Option<String>,
-    pub reason: String,
-}
-
 /// Counts of a diff.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,11 +114,11 @@ pub struct Diff {
     pub generated_at: String,
     /// Where the existing volumes came from (an endpoint or a snapshot file).
     pub existing_source: String,
-    pub volumes_to_delete: Vec<ToDelete>,
+    pub volumes_to_delete: Vec<ListedVolume>,
     pub volumes_to_create: Vec<ToCreate>,
     pub volumes_to_fix: Vec<ToFix>,
     pub volumes_ok: Vec<AlreadyOk>,
-    pub volumes_left_alone: Vec<LeftAlone>,
+    pub volumes_left_alone: Vec<ListedVolume>,
     /// Hosts of the plan that the project has no server for.
     pub missing_servers: Vec<String>,
     pub totals: DiffTotals,
@@ -279,10 +265,12 @@ pub fn compute(
     for v in existing.volumes.iter().map(|e| &e.volume) {
         let target = targets.get(v.name.as_str()).copied();
         match judge(v, target, &fleet, &server_locations) {
-            Verdict::Delete(reason) => diff.volumes_to_delete.push(ToDelete::of(v, reason)),
+            Verdict::Delete(reason) => diff.volumes_to_delete.push(ListedVolume::of(v, reason)),
             Verdict::Fix(f) => diff.volumes_to_fix.push(f),
             Verdict::Ok(o) => diff.volumes_ok.push(o),
-            Verdict::LeaveAlone(reason) => diff.volumes_left_alone.push(LeftAlone::of(v, reason)),
+            Verdict::LeaveAlone(reason) => {
+                diff.volumes_left_alone.push(ListedVolume::of(v, reason))
+            }
         }
     }
     let existing_names: BTreeSet<&str> = existing
@@ -317,23 +305,9 @@ pub fn compute(
     diff
 }
 
-impl ToDelete {
+impl ListedVolume {
     fn of(v: &VolumeRef, reason: String) -> Self {
-        ToDelete {
-            id: v.id,
-            name: v.name.clone(),
-            size_gb: v.size_gb,
-            location: v.location.clone(),
-            server_id: v.server_id,
-            server_name: v.server_name.clone(),
-            reason,
-        }
-    }
-}
-
-impl LeftAlone {
-    fn of(v: &VolumeRef, reason: String) -> Self {
-        LeftAlone {
+        ListedVolume {
             id: v.id,
             name: v.name.clone(),
             size_gb: v.size_gb,
@@ -537,7 +511,7 @@ pub fn validate(d: &Diff, plan: &Plan) -> Result<(), Vec<String>> {
 
 impl Diff {
     /// The legacy volumes to delete that are attached to no server (orphans).
-    pub fn orphans(&self) -> impl Iterator<Item = &ToDelete> {
+    pub fn orphans(&self) -> impl Iterator<Item = &ListedVolume> {
         self.volumes_to_delete
             .iter()
             .filter(|v| v.server_name.is_none())

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use super::diff::{Diff, ToDelete};
+use super::diff::{Diff, ListedVolume};
 use super::plan::Plan;
 use super::reviewed::ReviewedDiff;
 
@@ -52,7 +52,7 @@ fn text(s: &str) -> Value {
 }
 
 /// A legacy volume as PH3-02 needs it: every field its `expect` checks.
-fn legacy(d: &ToDelete) -> Value {
+fn legacy(d: &ListedVolume) -> Value {
     json!({
         "id": d.id,
         "name": text(&d.name),
