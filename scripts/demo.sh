@@ -68,7 +68,7 @@ show_summary() { sed -n '/TASK \[Summarise the run\]/,/^$/p' "$demo/logs/$1" | g
 
 echo "hcloud-sim at $endpoint (host side on this machine: $host_side)"
 step "PH3-01: plan, snapshot, diff" ph3-01.log playbook playbooks/ph3-01.yml
-grep -E "PH3-01 plan:|Existing volumes:|to delete:|to create:|to fix:|ok: |left alone:|confirmation code:" "$demo/logs/ph3-01.log" \
+grep -E "PH3-01 plan:|Existing volumes:|to delete:|to create:|to fix:|ok: +[0-9]|left alone:|confirmation code:" "$demo/logs/ph3-01.log" \
     | sed "s/^ *- '\\{0,1\\}/   /; s/'$//"
 # The code PH3-01 printed: the first 12 hex digits of the diff file's sha256.
 code=$(sed -n "s/.*confirmation code: \([0-9a-f]\{12\}\).*/\1/p" "$demo/logs/ph3-01.log" | head -1)
