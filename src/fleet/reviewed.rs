@@ -38,7 +38,8 @@ pub fn load(path: &Path) -> Result<ReviewedDiff, String> {
     })?;
     let diff: Diff = serde_json::from_slice(&bytes).map_err(|e| {
         format!(
-            "{}:{}: not a valid PH3-01 diff: {e}. Do not edit the diff by hand: run PH3-01 again to refresh it.",
+            "{}:{}: not a valid PH3-01 diff: {e}. Do not edit the diff by hand: refresh it with \
+             `ansible-playbook -i localhost, playbooks/ph3-01.yml` (the inventory does not load while this file is refused).",
             path.display(),
             e.line()
         )
