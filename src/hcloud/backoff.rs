@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use super::code::ApiCode;
 use super::error::Error;
 
 /// How long to wait before attempt `n + 1`.
@@ -102,11 +103,13 @@ impl RetryPolicy {
 /// briefly. Every other 4xx is final.
 pub fn retry_decision(err: &Error) -> Retry {
     match err {
-        Error::Api(e) => match e.code.as_str() {
-            "conflict" | "rate_limit_exceeded" | "bad_gateway" | "timeout" | "locked" => {
-                Retry::Backoff
-            }
-            "unavailable" => Retry::Briefly,
+        Error::Api(e) => match e.code {
+            ApiCode::Conflict
+            | ApiCode::RateLimitExceeded
+            | ApiCode::BadGateway
+            | ApiCode::Timeout
+            | ApiCode::Locked => Retry::Backoff,
+            ApiCode::Unavailable => Retry::Briefly,
             _ if e.status == 502 || e.status == 504 => Retry::Backoff,
             _ => Retry::No,
         },
@@ -129,7 +132,7 @@ mod tests {
     fn api(status: u16, code: &str) -> Error {
         Error::Api(ApiError {
             status,
-            code: code.into(),
+            code: ApiCode::parse(code),
             message: "m".into(),
             details: None,
             correlation_id: None,

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::backoff::{retry_decision, Backoff, Retry, RetryPolicy};
+use super::code::ApiCode;
 use super::error::{ApiError, Error};
 use super::types::{
     Action, CreateVolumeRequest, CreateVolumeResponse, Labels, Location, Meta, Server, Volume,
@@ -244,7 +245,7 @@ impl Client {
                     adopted: false,
                 })
             }
-            Err(e) if attempts > 1 && e.api().is_some_and(|a| a.code == "uniqueness_error") => {
+            Err(e) if attempts > 1 && e.is(&ApiCode::UniquenessError) => {
                 let Some(existing) = self.volume_by_name(&req.name)? else {
                     return Err(e);
                 };
@@ -425,7 +426,7 @@ impl Client {
         }
         if let Some(failed) = done.values().find(|a| a.status == "error") {
             let err = failed.error.clone().unwrap_or(super::types::ActionError {
-                code: "action_failed".into(),
+                code: ApiCode::ActionFailed.to_string(),
                 message: "action failed".into(),
             });
             return Err(Error::ActionFailed {
@@ -604,7 +605,7 @@ impl Client {
         let error = match serde_json::from_str::<Envelope>(&text) {
             Ok(env) if is_json => Error::Api(ApiError {
                 status,
-                code: env.error.code,
+                code: ApiCode::parse(&env.error.code),
                 message: env.error.message,
                 details: env.error.details,
                 correlation_id,

@@ -7,13 +7,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::code::ApiCode;
+
 /// An error answer of the API: its HTTP status, the error envelope and the
 /// `X-Correlation-Id` header. Displays as `message (code, correlation-id)`,
 /// the form the official clients use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiError {
     pub status: u16,
-    pub code: String,
+    pub code: ApiCode,
     pub message: String,
     pub details: Option<Value>,
     pub correlation_id: Option<String>,
@@ -84,7 +86,7 @@ impl Error {
     /// for errors that did not come with one.
     pub fn code(&self) -> String {
         match self {
-            Error::Api(e) => e.code.clone(),
+            Error::Api(e) => e.code.to_string(),
             Error::UnexpectedResponse { status, .. } => format!("http_{status}"),
             Error::Transport {
                 timed_out: true, ..
@@ -97,9 +99,14 @@ impl Error {
         }
     }
 
+    /// True when the API answered with this code (possibly after retries).
+    pub fn is(&self, code: &ApiCode) -> bool {
+        self.api().is_some_and(|e| e.code == *code)
+    }
+
     /// True for an API `not_found` answer.
     pub fn is_not_found(&self) -> bool {
-        self.api().is_some_and(|e| e.code == "not_found")
+        self.is(&ApiCode::NotFound)
     }
 }
 
@@ -117,7 +124,7 @@ mod tests {
     fn api(code: &str, message: &str) -> ApiError {
         ApiError {
             status: 423,
-            code: code.into(),
+            code: ApiCode::parse(code),
             message: message.into(),
             details: None,
             correlation_id: Some("0123abcd4567ef89".into()),

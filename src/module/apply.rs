@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::hcloud::types::{Action, CreateVolumeRequest};
-use crate::hcloud::{Client, Error};
+use crate::hcloud::{ApiCode, Client, Error};
 
 use super::failure::{self, code_of, Code, Refusal};
 use super::params::{Expect, Params};
@@ -109,7 +109,7 @@ pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Fa
                 .change_volume_protection(vid, *delete)
                 .and_then(|a| wait(&[a])),
             Step::Detach { .. } => match client.detach_volume(vid).and_then(|a| wait(&[a])) {
-                Err(e) if already(&e, "invalid_input") && attached(client, vid)?.is_none() => {
+                Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
                     Ok(())
                 }
                 other => other,
@@ -119,7 +119,7 @@ pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Fa
                 .and_then(|a| wait(&[a]))
             {
                 Err(e)
-                    if already(&e, "volume_already_attached")
+                    if e.is(&ApiCode::VolumeAlreadyAttached)
                         && attached(client, vid)? == Some(to.id) =>
                 {
                     Ok(())
@@ -134,7 +134,7 @@ pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Fa
                     still_as_reviewed(client, expect, vid, &planned.text, &done)?;
                 }
                 match client.delete_volume(vid) {
-                    Err(e) if already(&e, "not_found") => Ok(()),
+                    Err(e) if e.is_not_found() => Ok(()),
                     other => other,
                 }
             }
@@ -156,11 +156,6 @@ pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Fa
         _ => None,
     };
     Ok(Applied { volume, warnings })
-}
-
-/// True when the error (possibly after retries) has this API code.
-fn already(e: &Error, code: &str) -> bool {
-    e.code() == code
 }
 
 /// The server a volume is attached to now (fresh read).

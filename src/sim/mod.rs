@@ -17,20 +17,21 @@ pub mod seed;
 pub mod server;
 pub mod world;
 
+use crate::hcloud::ApiCode;
 use serde_json::{json, Value};
 
 /// An error answer of the simulator, in the API's envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimError {
     pub status: u16,
-    pub code: &'static str,
+    pub code: ApiCode,
     pub message: String,
     pub details: Value,
 }
 
 impl SimError {
     /// An error without details.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: u16, code: ApiCode, message: impl Into<String>) -> Self {
         SimError {
             status,
             code,
@@ -44,7 +45,7 @@ impl SimError {
         let problem = problem.into();
         SimError {
             status: 422,
-            code: "invalid_input",
+            code: ApiCode::InvalidInput,
             message: format!("invalid input in field '{field}'"),
             details: json!({ "fields": [{ "name": field, "messages": [problem] }] }),
         }
@@ -52,7 +53,7 @@ impl SimError {
 
     /// A 404 `not_found` for a kind of object.
     pub fn not_found(kind: &str) -> Self {
-        SimError::new(404, "not_found", format!("{kind} not found"))
+        SimError::new(404, ApiCode::NotFound, format!("{kind} not found"))
     }
 
     /// The JSON body.

@@ -270,7 +270,11 @@ mod tests {
     fn bad_selectors_are_invalid_input() {
         for text in ["", "env=prod,", "a b", "env in prod", "=x"] {
             let err = Selector::parse(text).unwrap_err();
-            assert_eq!((err.status, err.code), (422, "invalid_input"), "{text}");
+            assert_eq!(
+                (err.status, err.code.as_str()),
+                (422, "invalid_input"),
+                "{text}"
+            );
         }
     }
 

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::hcloud::rules;
 use crate::hcloud::types::Labels;
+use crate::hcloud::ApiCode;
 
 use super::SimError;
 
@@ -44,12 +45,12 @@ pub fn parse_body(raw: &str) -> Result<Map<String, Value>, SimError> {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(SimError::new(
             400,
-            "json_error",
+            ApiCode::JsonError,
             "request body must be a JSON object",
         )),
         Err(e) => Err(SimError::new(
             400,
-            "json_error",
+            ApiCode::JsonError,
             format!("invalid JSON in request body: {e}"),
         )),
     }
@@ -251,7 +252,7 @@ mod tests {
     #[test]
     fn empty_body_is_an_empty_object_and_junk_is_json_error() {
         assert!(parse_body("").unwrap().is_empty());
-        assert_eq!(parse_body("{nope").unwrap_err().code, "json_error");
+        assert_eq!(parse_body("{nope").unwrap_err().code, ApiCode::JsonError);
         assert_eq!(parse_body("[1]").unwrap_err().status, 400);
     }
 }

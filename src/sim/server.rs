@@ -4,6 +4,7 @@
 //! One lock guards the world; an answer is never delayed while holding it
 //! (a stalled answer sleeps after the lock is released).
 
+use crate::hcloud::ApiCode;
 use std::fs::File;
 use std::io::{LineWriter, Write};
 use std::path::PathBuf;
@@ -176,7 +177,7 @@ impl Sim {
             self.answer(&method, path, raw_query, &body, auth.as_deref())
         } else {
             error_answer(
-                SimError::new(400, "json_error", "request body is not UTF-8"),
+                SimError::new(400, ApiCode::JsonError, "request body is not UTF-8"),
                 "",
                 None,
             )
@@ -254,7 +255,7 @@ impl Sim {
         let budget = self.limiter.lock().expect("limiter lock").take(key, now);
         if !authorized {
             return error_answer(
-                SimError::new(401, "unauthorized", "unable to authenticate"),
+                SimError::new(401, ApiCode::Unauthorized, "unable to authenticate"),
                 route,
                 Some(budget),
             );
@@ -262,7 +263,7 @@ impl Sim {
         if !budget.allowed {
             let e = SimError::new(
                 429,
-                "rate_limit_exceeded",
+                ApiCode::RateLimitExceeded,
                 "limit of requests per hour reached",
             );
             return error_answer(e, route, Some(budget));
@@ -366,7 +367,7 @@ fn fault_answer(fault: Fault, route: &'static str, budget: Budget) -> Option<Ans
             };
             let e = SimError::new(
                 429,
-                "rate_limit_exceeded",
+                ApiCode::RateLimitExceeded,
                 "limit of requests per hour reached",
             );
             return Some(Answer {
@@ -376,16 +377,20 @@ fn fault_answer(fault: Fault, route: &'static str, budget: Budget) -> Option<Ans
         }
         Fault::Conflict => SimError::new(
             409,
-            "conflict",
+            ApiCode::Conflict,
             "the resource has changed during the request, please retry",
         ),
-        Fault::BadGateway => SimError::new(502, "bad_gateway", "bad gateway"),
-        Fault::Unavailable => {
-            SimError::new(503, "unavailable", "service is currently not available")
-        }
-        Fault::GatewayTimeout => {
-            SimError::new(504, "timeout", "the request could not be answered in time")
-        }
+        Fault::BadGateway => SimError::new(502, ApiCode::BadGateway, "bad gateway"),
+        Fault::Unavailable => SimError::new(
+            503,
+            ApiCode::Unavailable,
+            "service is currently not available",
+        ),
+        Fault::GatewayTimeout => SimError::new(
+            504,
+            ApiCode::Timeout,
+            "the request could not be answered in time",
+        ),
         Fault::NonJson500 => {
             let html = "<html><body><h1>500 Internal Server Error</h1></body></html>";
             return Some(Answer {
@@ -578,7 +583,7 @@ fn dispatch(
             if ids.is_empty() {
                 return Err(SimError::new(
                     410,
-                    "deprecated_api_endpoint",
+                    ApiCode::DeprecatedApiEndpoint,
                     "listing actions without id was removed",
                 ));
             }
@@ -602,7 +607,7 @@ fn dispatch(
         (_, "") => Err(SimError::not_found("route")),
         _ => Err(SimError::new(
             405,
-            "method_not_allowed",
+            ApiCode::MethodNotAllowed,
             format!("{method} is not allowed on {route}"),
         )),
     }

@@ -7,6 +7,7 @@
 //! finish ([`World::advance`]); while one runs, its volume (and, for attach and
 //! detach, its server) is `locked`.
 
+use crate::hcloud::ApiCode;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -321,7 +322,7 @@ impl World {
                 })
                 .collect(),
             error: a.failed.then(|| ActionError {
-                code: "action_failed".into(),
+                code: ApiCode::ActionFailed.to_string(),
                 message: "Action failed".into(),
             }),
         }
@@ -476,7 +477,7 @@ impl World {
         if v.protected {
             return Err(SimError::new(
                 423,
-                "protected",
+                ApiCode::Protected,
                 "volume deletion is protected",
             ));
         }
@@ -486,7 +487,7 @@ impl World {
         if v.server.is_some() {
             return Err(SimError::new(
                 422,
-                "service_error",
+                ApiCode::ServiceError,
                 format!("volume with ID '{id}' is still attached to a server"),
             ));
         }
@@ -510,14 +511,14 @@ impl World {
         if v.server.is_some() {
             return Err(SimError::new(
                 422,
-                "volume_already_attached",
+                ApiCode::VolumeAlreadyAttached,
                 "volume is already attached to a server",
             ));
         }
         if v.location != s.location {
             return Err(SimError::new(
                 422,
-                "invalid_input",
+                ApiCode::InvalidInput,
                 "volume and server must be in the same location",
             ));
         }
@@ -545,7 +546,7 @@ impl World {
         if attached + pending >= MAX_VOLUMES_PER_SERVER {
             return Err(SimError::new(
                 422,
-                "limit_exceeded_error",
+                ApiCode::LimitExceededError,
                 format!(
                     "server already has the maximum of {MAX_VOLUMES_PER_SERVER} volumes attached"
                 ),
@@ -563,7 +564,7 @@ impl World {
         let Some(server) = v.server else {
             return Err(SimError::new(
                 422,
-                "invalid_input",
+                ApiCode::InvalidInput,
                 "volume is not attached to a server",
             ));
         };
@@ -593,7 +594,7 @@ impl World {
         if size <= v.size {
             return Err(SimError {
                 status: 422,
-                code: "invalid_input",
+                code: ApiCode::InvalidInput,
                 message: "size downgrade is not allowed".into(),
                 details: json!({"fields": [{"name": "size", "messages": ["size downgrade is not allowed"]}]}),
             });
@@ -685,7 +686,7 @@ impl World {
 fn uniqueness() -> SimError {
     SimError {
         status: 409,
-        code: "uniqueness_error",
+        code: ApiCode::UniquenessError,
         message: "name is already used".into(),
         details: json!({"fields": [{"name": "name"}]}),
     }
@@ -694,7 +695,7 @@ fn uniqueness() -> SimError {
 fn locked(what: &str) -> SimError {
     SimError::new(
         423,
-        "locked",
+        ApiCode::Locked,
         format!("cannot perform operation because {what} is locked"),
     )
 }
@@ -797,7 +798,10 @@ pub(crate) mod tests {
         let (v, ..) = create(&mut w, "v", Placement::Location("nbg1".into()), 0).unwrap();
         // Running create locks the volume.
         assert_eq!(
-            w.attach_volume(v.id, 1, 1, false).unwrap_err().code,
+            w.attach_volume(v.id, 1, 1, false)
+                .unwrap_err()
+                .code
+                .as_str(),
             "locked"
         );
         w.advance(100);
@@ -837,7 +841,7 @@ pub(crate) mod tests {
         for (i, (got, status, code)) in cases.into_iter().enumerate() {
             let err = got.unwrap_err();
             assert_eq!(
-                (err.status, err.code),
+                (err.status, err.code.as_str()),
                 (status, code),
                 "case {i}: {}",
                 err.message
@@ -845,17 +849,29 @@ pub(crate) mod tests {
         }
         w.attach_volume(v.id, 1, 100, false).unwrap();
         assert_eq!(
-            w.attach_volume(v.id, 2, 101, false).unwrap_err().code,
+            w.attach_volume(v.id, 2, 101, false)
+                .unwrap_err()
+                .code
+                .as_str(),
             "locked"
         );
         w.advance(200);
         assert_eq!(
-            w.attach_volume(v.id, 2, 200, false).unwrap_err().code,
+            w.attach_volume(v.id, 2, 200, false)
+                .unwrap_err()
+                .code
+                .as_str(),
             "volume_already_attached"
         );
-        assert_eq!(w.delete_volume(v.id).unwrap_err().code, "service_error");
+        assert_eq!(
+            w.delete_volume(v.id).unwrap_err().code.as_str(),
+            "service_error"
+        );
         w.change_protection(v.id, Some(true), 200).unwrap();
-        assert_eq!(w.delete_volume(v.id).unwrap_err().code, "protected");
+        assert_eq!(
+            w.delete_volume(v.id).unwrap_err().code.as_str(),
+            "protected"
+        );
     }
 
     #[test]
@@ -867,7 +883,7 @@ pub(crate) mod tests {
         w.advance(200);
         let done = w.render_action(&w.actions[&a.id]);
         assert_eq!(done.status, "error");
-        assert_eq!(done.error.unwrap().code, "action_failed");
+        assert_eq!(done.error.unwrap().code.as_str(), "action_failed");
         assert_eq!(w.volumes[&v.id].server, None);
     }
 
@@ -880,13 +896,14 @@ pub(crate) mod tests {
             assert_eq!(
                 create(&mut w, "other", Placement::Server(1), i * 100 + 1)
                     .unwrap_err()
-                    .code,
+                    .code
+                    .as_str(),
                 "locked"
             );
             w.advance(i * 100 + 50);
         }
         let err = create(&mut w, "v16", Placement::Server(1), 5000).unwrap_err();
-        assert_eq!(err.code, "limit_exceeded_error");
+        assert_eq!(err.code.as_str(), "limit_exceeded_error");
         assert_eq!(w.servers[&1].volumes.len(), 16);
     }
 }
