@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    match kbv3::fleet::cli::run(kbv3::fleet::cli::Cli::parse()) {
+    let env = kbv3::hcloud::Environment::read();
+    match kbv3::fleet::cli::run(kbv3::fleet::cli::Cli::parse(), &env) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("kbv3_inventory: {e:#}");

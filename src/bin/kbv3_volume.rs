@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     let result = match text.and_then(|t| {
         serde_json::from_str::<Value>(&t).map_err(|e| format!("the args are not valid JSON: {e}"))
     }) {
-        Ok(args) => kbv3::module::run(&args),
+        Ok(args) => kbv3::module::run(&args, &kbv3::hcloud::Environment::read()),
         Err(msg) => json!({ "failed": true, "changed": false, "msg": msg }),
     };
     println!("{result}");

@@ -2,6 +2,7 @@
 //! `--host NAME`) and the PH3-01 commands (`plan`, `existing`, `diff`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
@@ -16,7 +17,7 @@ use super::snapshot::{self, Snapshot};
 use super::{inventory, rules, servers};
 use crate::clock::{now_ms, rfc3339};
 use crate::fsutil::{json_bytes, write_atomic, write_json_atomic};
-use crate::hcloud::{Client, Config};
+use crate::hcloud::{Client, Config, Environment};
 
 /// Ansible inventory of the kbv3 fleet, and the PH3-01 plan, snapshot and diff.
 ///
@@ -76,8 +77,12 @@ enum Command {
     },
 }
 
-/// Runs the command; the error, if any, is for the user as it is.
-pub fn run(cli: Cli) -> Result<()> {
+/// How long `existing` and `diff` may take against the API, retries included.
+const API_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Runs the command with the API settings of the environment; the error,
+/// if any, is for the user as it is.
+pub fn run(cli: Cli, env: &Environment) -> Result<()> {
     let paths = paths::resolve();
     match cli.command {
         None if cli.list => print_json(&list(&paths)?),
@@ -95,7 +100,7 @@ pub fn run(cli: Cli) -> Result<()> {
             report(json, &plan, &format!("{}wrote {}", plan.summary(), out.display()))
         }
         Some(Command::Existing { output, json }) => {
-            let snapshot = take_snapshot()?;
+            let snapshot = take_snapshot(env)?;
             let out = output.unwrap_or(paths.existing);
             write_json_atomic(&out, &snapshot)?;
             report(json, &snapshot, &format!("{}wrote {}", snapshot.summary(), out.display()))
@@ -109,7 +114,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let (snapshot, source) = match existing {
                 Some(p) => (read_json::<Snapshot>(&p, "a snapshot file from `kbv3_inventory existing`")?, p.display().to_string()),
                 None => {
-                    let s = take_snapshot()?;
+                    let s = take_snapshot(env)?;
                     let source = s.endpoint.clone();
                     (s, source)
                 }
@@ -161,8 +166,12 @@ fn load_plan_from_fleet(paths: &FleetPaths) -> Result<Plan> {
     Ok(plan::build(&hosts, &rules))
 }
 
-fn take_snapshot() -> Result<Snapshot> {
-    let client = Client::new(Config::resolve(None, None)?)?;
+fn take_snapshot(env: &Environment) -> Result<Snapshot> {
+    let cfg = Config::resolve(None, None, false, env)?;
+    let client = Client::new(Config {
+        deadline: Some(API_DEADLINE),
+        ..cfg
+    })?;
     snapshot::take(&client, rfc3339(now_ms())).context("cannot list the existing volumes")
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::code::ApiCode;
-use super::error::Error;
+use super::error::{Error, TransportKind};
 
 /// How long to wait before attempt `n + 1`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,7 +117,10 @@ pub fn retry_decision(err: &Error) -> Retry {
             status: 502 | 504, ..
         } => Retry::Backoff,
         Error::UnexpectedResponse { status: 503, .. } => Retry::Briefly,
-        Error::Transport { .. } => Retry::Backoff,
+        Error::Transport {
+            kind: TransportKind::Timeout | TransportKind::Connection,
+            ..
+        } => Retry::Backoff,
         _ => Retry::No,
     }
 }
@@ -197,9 +200,33 @@ mod tests {
                 Error::Transport {
                     request: "GET /".into(),
                     reason: "timed out".into(),
-                    timed_out: true,
+                    kind: TransportKind::Timeout,
                 },
                 Retry::Backoff,
+            ),
+            (
+                Error::Transport {
+                    request: "GET /".into(),
+                    reason: "connection reset".into(),
+                    kind: TransportKind::Connection,
+                },
+                Retry::Backoff,
+            ),
+            (
+                Error::Transport {
+                    request: "GET /".into(),
+                    reason: "invalid peer certificate".into(),
+                    kind: TransportKind::Permanent,
+                },
+                Retry::No,
+            ),
+            (
+                Error::Redirect {
+                    request: "GET /".into(),
+                    status: 302,
+                    location: None,
+                },
+                Retry::No,
             ),
         ];
         for (err, want) in cases {

@@ -1,18 +1,22 @@
 //! A blocking client for the volume part of the Hetzner Cloud API.
 //!
-//! Every request goes through [`Client::call`], which retries transient
-//! failures ([`retry_decision`]), slows down when the rate-limit budget runs
-//! low, and counts what it sent ([`Stats`]). Lookups return `Ok(None)` for a
-//! missing object; mutations return the actions to wait for, and
-//! [`Client::wait_for`] polls them in batches until they finish.
+//! Every request goes through [`Client::call`], which retries what can change
+//! ([`retry_decision`]), waits out the rate limit, slows down when the budget
+//! runs low, and counts what it sent ([`Stats`]). A client has one deadline:
+//! every request timeout, retry pause and action wait fits inside it. No
+//! string that leaves the client carries the token ([`Redactor`]), redirects
+//! are never followed, and answers are read up to a size limit. Lookups
+//! return `Ok(None)` for a missing object; mutations return the actions to
+//! wait for, and [`Client::wait_for`] polls them in batches.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use reqwest::blocking::Response;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -20,8 +24,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::backoff::{retry_decision, Backoff, Retry, RetryPolicy};
+use super::clock::{Clock, SystemClock};
 use super::code::ApiCode;
-use super::error::{ApiError, Error};
+use super::environment::Environment;
+use super::error::{ApiError, Error, TransportKind};
+use super::policy::{check_endpoint, check_token, Redactor};
 use super::types::{
     Action, CreateVolumeRequest, CreateVolumeResponse, Labels, Location, Meta, Server, Volume,
 };
@@ -32,8 +39,8 @@ pub const DEFAULT_ENDPOINT: &str = "https://api.hetzner.cloud/v1";
 const PER_PAGE: u64 = 50;
 /// The API accepts at most this many ids in one `GET /actions?id=…`.
 const ACTION_BATCH: usize = 25;
-/// Below this many remaining requests the client paces itself.
-const RATE_LOW_WATER: u64 = 5;
+/// The default budget of one request, answer included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An API token. It never shows in `Debug` or `Display` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,56 +62,63 @@ impl fmt::Debug for Token {
     }
 }
 
-/// How the client connects, retries and polls.
+/// How the client connects, retries, polls and how long it may take.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Base URL including `/v1`, without a trailing slash.
+    /// Base URL including `/v1`, without a trailing slash (checked by [`check_endpoint`]).
     pub endpoint: String,
     pub token: Token,
     pub connect_timeout: Duration,
-    /// Budget for one whole request, answer included.
+    /// Budget for one request, answer included (never past the deadline).
     pub request_timeout: Duration,
+    /// The whole client's time, from [`Client::new`]: `None` for no deadline.
+    pub deadline: Option<Duration>,
     pub retry: RetryPolicy,
     /// Delay between polls of running actions.
     pub poll: Backoff,
     pub user_agent: String,
+    /// With fewer requests left than this, wait for one to refill before the next (0: never).
+    pub pace_below: u64,
+    /// At most this many pages of one list.
+    pub max_pages: u32,
+    /// Answers larger than this are refused.
+    pub max_body_bytes: u64,
+    /// Time and waiting (tests record the waits).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Config {
-    /// A configuration from explicit values, falling back to `HCLOUD_TOKEN`
-    /// and `HCLOUD_ENDPOINT` like the official tools.
-    ///
-    /// Two variables tune the pacing for tests and slow links:
-    /// `KBV3_RETRY_BASE_MS` (first retry delay, default 1000) and
-    /// `KBV3_POLL_INTERVAL_MS` (first poll delay, default 500).
-    pub fn resolve(token: Option<String>, endpoint: Option<String>) -> Result<Config, Error> {
+    /// A configuration from explicit values, falling back to the
+    /// environment's `HCLOUD_TOKEN` and `HCLOUD_ENDPOINT` like the official
+    /// tools. The endpoint and the token are checked here, before anything
+    /// is sent ([`check_endpoint`], [`check_token`]).
+    pub fn resolve(
+        token: Option<String>,
+        endpoint: Option<String>,
+        allow_insecure_http: bool,
+        env: &Environment,
+    ) -> Result<Config, Error> {
         let token = token
             .filter(|t| !t.is_empty())
-            .or_else(|| std::env::var("HCLOUD_TOKEN").ok().filter(|t| !t.is_empty()))
+            .map(Token::new)
+            .or_else(|| env.token.clone())
             .ok_or_else(|| {
                 Error::Config("no API token: set the api_token option or the HCLOUD_TOKEN environment variable".into())
             })?;
+        check_token(token.expose())?;
         let endpoint = endpoint
             .filter(|e| !e.is_empty())
-            .or_else(|| {
-                std::env::var("HCLOUD_ENDPOINT")
-                    .ok()
-                    .filter(|e| !e.is_empty())
-            })
+            .or_else(|| env.endpoint.clone())
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let ms = |var: &str, default: u64| {
-            std::env::var(var)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .map_or(default, |v| v.max(1))
-        };
-        let poll_base = Duration::from_millis(ms("KBV3_POLL_INTERVAL_MS", 500));
+        let endpoint = check_endpoint(&endpoint, allow_insecure_http || env.allow_insecure_http)?;
+        let poll_base = env.poll_interval.unwrap_or(Duration::from_millis(500));
         Ok(Config {
-            endpoint: endpoint.trim_end_matches('/').to_string(),
-            token: Token::new(token),
+            endpoint,
+            token,
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
-            retry: RetryPolicy::with_base(Duration::from_millis(ms("KBV3_RETRY_BASE_MS", 1000))),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            deadline: None,
+            retry: RetryPolicy::with_base(env.retry_base.unwrap_or(Duration::from_secs(1))),
             poll: Backoff::Exponential {
                 base: poll_base,
                 multiplier: 1.5,
@@ -112,6 +126,10 @@ impl Config {
                 jitter: false,
             },
             user_agent: format!("kbv3/{}", env!("CARGO_PKG_VERSION")),
+            pace_below: 5,
+            max_pages: 1000,
+            max_body_bytes: 4 * 1024 * 1024,
+            clock: Arc::new(SystemClock),
         })
     }
 }
@@ -151,6 +169,8 @@ pub struct Created {
 pub struct Client {
     http: reqwest::blocking::Client,
     cfg: Config,
+    deadline: Option<Instant>,
+    redactor: Redactor,
     stats: Mutex<Stats>,
     rng: Mutex<StdRng>,
 }
@@ -161,20 +181,46 @@ struct Answer {
 }
 
 impl Client {
-    /// Builds a client. Fails only when the TLS stack cannot start.
+    /// Builds a client; its deadline starts now. Fails when the TLS stack
+    /// cannot start or the deadline is beyond what the clock can count.
     pub fn new(cfg: Config) -> Result<Client, Error> {
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(cfg.user_agent.clone())
             .build()
             .map_err(|e| Error::Config(format!("cannot start the HTTP client: {}", chain(&e))))?;
+        let deadline = match cfg.deadline {
+            None => None,
+            Some(d) => Some(cfg.clock.now().checked_add(d).ok_or_else(|| {
+                Error::Config(format!("a deadline of {}s is too far away", d.as_secs()))
+            })?),
+        };
         Ok(Client {
             http,
+            redactor: Redactor::new(cfg.token.expose()),
+            deadline,
             cfg,
             stats: Mutex::default(),
             rng: Mutex::new(StdRng::from_entropy()),
         })
+    }
+
+    /// The time left before the deadline (`Duration::MAX` without one).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(self.cfg.clock.now())
+        })
+    }
+
+    /// The deadline error: what ran out while doing `what`.
+    fn deadline_error(&self, waiting_for: String, last: Option<Error>) -> Error {
+        Error::Deadline {
+            waiting_for,
+            budget: self.cfg.deadline.unwrap_or_default(),
+            last: last.map(Box::new),
+        }
     }
 
     /// The configuration in use.
@@ -232,9 +278,7 @@ impl Client {
     /// answer was lost), that volume is adopted instead of failing.
     pub fn create_volume(&self, req: &CreateVolumeRequest) -> Result<Created, Error> {
         let body = serde_json::to_value(req).expect("request serialises");
-        let mut attempts = 0;
-        let result = self.call_counted(Method::POST, "/volumes", &[], Some(&body), &mut attempts);
-        match result {
+        match self.call(Method::POST, "/volumes", &[], Some(&body)) {
             Ok(answer) => {
                 let r: CreateVolumeResponse = decode(answer.body, "POST /volumes")?;
                 let mut actions = vec![r.action];
@@ -245,7 +289,7 @@ impl Client {
                     adopted: false,
                 })
             }
-            Err(e) if attempts > 1 && e.is(&ApiCode::UniquenessError) => {
+            Err(e) if e.attempts() > 1 && e.is(&ApiCode::UniquenessError) => {
                 let Some(existing) = self.volume_by_name(&req.name)? else {
                     return Err(e);
                 };
@@ -385,10 +429,13 @@ impl Client {
 
     /// Waits until every action has finished, polling the running ones in
     /// batches of 25 ids. An action that ends in `error` fails the wait with
-    /// its code and message; when `timeout` runs out, the ids still running
-    /// are reported. Returns the finished actions.
+    /// its code and message; an action the API does not return fails it at
+    /// once. When `timeout` (or the client's deadline) runs out, the ids
+    /// still running are reported. Returns the finished actions.
     pub fn wait_for(&self, actions: &[Action], timeout: Duration) -> Result<Vec<Action>, Error> {
-        let started = Instant::now();
+        let clock = &self.cfg.clock;
+        let started = clock.now();
+        let timeout = timeout.min(self.remaining());
         let mut done: BTreeMap<i64, Action> = BTreeMap::new();
         let mut running: Vec<i64> = Vec::new();
         for a in actions {
@@ -404,13 +451,11 @@ impl Client {
                 .cfg
                 .poll
                 .delay(polls, &mut *self.rng.lock().expect("rng lock"));
-            if started.elapsed() + pause > timeout {
-                return Err(Error::ActionTimeout {
-                    running,
-                    waited: started.elapsed(),
-                });
+            let waited = clock.now().saturating_duration_since(started);
+            if waited + pause > timeout {
+                return Err(Error::ActionTimeout { running, waited });
             }
-            std::thread::sleep(pause);
+            clock.sleep(pause);
             polls += 1;
             for chunk in running.clone().chunks(ACTION_BATCH) {
                 let query = chunk
@@ -418,6 +463,14 @@ impl Client {
                     .map(|id| ("id".to_string(), id.to_string()))
                     .collect();
                 let found: Vec<Action> = self.list_all("/actions", "actions", query)?;
+                let missing: Vec<i64> = chunk
+                    .iter()
+                    .filter(|id| !found.iter().any(|a| a.id == **id))
+                    .copied()
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Error::ActionsNotFound { ids: missing });
+                }
                 for a in found.into_iter().filter(|a| !a.is_running()) {
                     running.retain(|id| *id != a.id);
                     done.insert(a.id, a);
@@ -433,7 +486,7 @@ impl Client {
                 action_id: failed.id,
                 command: failed.command.clone(),
                 code: err.code,
-                message: err.message,
+                message: self.redactor.scrub(&err.message),
             });
         }
         Ok(actions
@@ -460,7 +513,7 @@ impl Client {
     ) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         let mut page = 1;
-        loop {
+        for pages in 1.. {
             let mut q = query.clone();
             q.push(("page".into(), page.to_string()));
             q.push(("per_page".into(), PER_PAGE.to_string()));
@@ -469,12 +522,22 @@ impl Client {
             let items: Vec<T> = field(body, key, path)?;
             out.extend(items);
             match meta.pagination.next_page {
+                Some(_) if pages >= self.cfg.max_pages => {
+                    return Err(Error::Pagination {
+                        request: format!("GET {path}"),
+                        pages,
+                    })
+                }
                 Some(next) if next > page => page = next,
-                _ => return Ok(out),
+                _ => break,
             }
         }
+        Ok(out)
     }
 
+    /// Sends a request. Retries what can change, within the retry budget and
+    /// the deadline; a 429 is waited out for as long as the deadline allows,
+    /// without counting against the retry budget.
     fn call(
         &self,
         method: Method,
@@ -482,30 +545,21 @@ impl Client {
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Answer, Error> {
-        let mut attempts = 0;
-        self.call_counted(method, path, query, body, &mut attempts)
-    }
-
-    /// Sends a request with retries; `attempts` tells the caller how many were made.
-    fn call_counted(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(String, String)],
-        body: Option<&Value>,
-        attempts: &mut u32,
-    ) -> Result<Answer, Error> {
+        let request_line = format!("{method} {path}");
+        let mut attempts = 0u32;
         let mut retries = 0u32;
         let mut brief_retries = 0u32;
         loop {
-            *attempts += 1;
+            attempts += 1;
             let SendError { error, wait_hint } =
-                match self.send_once(method.clone(), path, query, body) {
+                match self.send_once(method.clone(), &request_line, path, query, body) {
                     Ok(answer) => return Ok(answer),
                     Err(failed) => *failed,
                 };
+            let rate_limited = error.is(&ApiCode::RateLimitExceeded);
             let allowed = match retry_decision(&error) {
                 Retry::No => false,
+                _ if rate_limited => true,
                 Retry::Backoff => retries < self.cfg.retry.max_retries,
                 Retry::Briefly => {
                     brief_retries += 1;
@@ -513,38 +567,76 @@ impl Client {
                         && retries < self.cfg.retry.max_retries
                 }
             };
-            if !allowed {
-                return Err(if *attempts > 1 {
+            let give_up = |error: Error| {
+                if attempts > 1 {
                     Error::RetriesExhausted {
-                        attempts: *attempts,
+                        attempts,
                         last: Box::new(error),
                     }
                 } else {
                     error
-                });
+                }
+            };
+            if !allowed {
+                return Err(give_up(error));
             }
-            let mut pause = self
+            let backoff = self
                 .cfg
                 .retry
                 .backoff
                 .delay(retries, &mut *self.rng.lock().expect("rng lock"));
-            if let Some(hint) = wait_hint {
-                pause = pause.max(hint);
+            let pause = match &wait_hint {
+                Some(hint) if rate_limited => hint.next_in + self.jitter(hint.next_in),
+                _ => backoff,
+            };
+            if pause >= self.remaining() {
+                return Err(match wait_hint.filter(|_| rate_limited) {
+                    Some(hint) => Error::RateLimited {
+                        request: request_line,
+                        next_in: hint.next_in,
+                        full_at: hint.full_at,
+                    },
+                    None => self
+                        .deadline_error(format!("retrying {request_line}"), Some(give_up(error))),
+                });
             }
-            retries += 1;
+            if !rate_limited {
+                retries += 1;
+            }
             self.stats.lock().expect("stats lock").retries += 1;
-            std::thread::sleep(pause);
+            self.cfg.clock.sleep(pause);
         }
+    }
+
+    /// Up to a tenth of `d` (at most a second), so that clients waiting for
+    /// the same refill do not all come back at once.
+    fn jitter(&self, d: Duration) -> Duration {
+        let top = (d / 10).min(Duration::from_secs(1));
+        if top.is_zero() {
+            return top;
+        }
+        Duration::from_secs_f64(
+            self.rng
+                .lock()
+                .expect("rng lock")
+                .gen_range(0.0..=top.as_secs_f64()),
+        )
     }
 
     fn send_once(
         &self,
         method: Method,
+        request_line: &str,
         path: &str,
         query: &[(String, String)],
         body: Option<&Value>,
     ) -> Result<Answer, Box<SendError>> {
-        let request_line = format!("{method} {path}");
+        let remaining = self.remaining();
+        if remaining.is_zero() {
+            return Err(SendError::boxed(
+                self.deadline_error(format!("sending {request_line}"), None),
+            ));
+        }
         *self
             .stats
             .lock()
@@ -556,7 +648,8 @@ impl Client {
             .http
             .request(method, format!("{}{}", self.cfg.endpoint, path))
             .bearer_auth(self.cfg.token.expose())
-            .header("Accept", "application/json");
+            .header("Accept", "application/json")
+            .timeout(self.cfg.request_timeout.min(remaining));
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -565,18 +658,24 @@ impl Client {
         }
         let resp = req
             .send()
-            .map_err(|e| SendError::boxed(transport_error(&request_line, &e)))?;
-        let pacing = self.rate_limit_pause(&resp);
+            .map_err(|e| SendError::boxed(self.transport_error(request_line, &e)))?;
+        let pacing = self.rate_limit(&resp);
         let status = resp.status().as_u16();
-        let correlation_id = header(&resp, "x-correlation-id");
+        if (300..400).contains(&status) {
+            return Err(SendError::boxed(Error::Redirect {
+                request: request_line.to_string(),
+                status,
+                location: header(&resp, "location").map(|l| self.redactor.scrub(&excerpt(&l))),
+            }));
+        }
+        let correlation_id =
+            header(&resp, "x-correlation-id").map(|c| self.redactor.scrub(&excerpt(&c)));
         let is_json =
             header(&resp, "content-type").is_some_and(|c| c.starts_with("application/json"));
-        let text = resp
-            .text()
-            .map_err(|e| SendError::boxed(transport_error(&request_line, &e)))?;
+        let text = self.read_body(request_line, resp)?;
         if (200..300).contains(&status) {
-            if let Some(p) = pacing {
-                std::thread::sleep(p);
+            if let Some(p) = pacing.as_ref().and_then(|p| p.low_budget) {
+                self.cfg.clock.sleep(p.min(self.remaining()));
             }
             if text.trim().is_empty() {
                 return Ok(Answer { body: Value::Null });
@@ -585,9 +684,9 @@ impl Client {
                 .map(|body| Answer { body })
                 .map_err(|_| {
                     SendError::boxed(Error::UnexpectedResponse {
-                        request: request_line,
+                        request: request_line.to_string(),
                         status,
-                        excerpt: excerpt(&text),
+                        excerpt: self.redactor.scrub(&excerpt(&text)),
                     })
                 });
         }
@@ -606,54 +705,136 @@ impl Client {
             Ok(env) if is_json => Error::Api(ApiError {
                 status,
                 code: ApiCode::parse(&env.error.code),
-                message: env.error.message,
-                details: env.error.details,
+                message: self.redactor.scrub(&excerpt(&env.error.message)),
+                details: env.error.details.map(|d| self.redactor.scrub_json(d)),
                 correlation_id,
             }),
             _ => Error::UnexpectedResponse {
-                request: request_line,
+                request: request_line.to_string(),
                 status,
-                excerpt: excerpt(&text),
+                excerpt: self.redactor.scrub(&excerpt(&text)),
             },
         };
         Err(Box::new(SendError {
             error,
-            wait_hint: pacing,
+            wait_hint: pacing.and_then(|p| p.limited),
         }))
     }
 
-    /// Reads the `RateLimit-*` headers: after a 429, how long until the
-    /// budget refills (capped by the backoff cap); when only a few requests
-    /// remain, the time one request takes to come back.
-    fn rate_limit_pause(&self, resp: &Response) -> Option<Duration> {
+    /// Reads an answer's body, refusing one larger than the limit.
+    fn read_body(&self, request_line: &str, resp: Response) -> Result<String, Box<SendError>> {
+        let limit = self.cfg.max_body_bytes;
+        let too_large = || {
+            SendError::boxed(Error::TooLarge {
+                request: request_line.to_string(),
+                limit,
+            })
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        resp.take(limit + 1).read_to_end(&mut bytes).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::TimedOut {
+                TransportKind::Timeout
+            } else {
+                TransportKind::Connection
+            };
+            SendError::boxed(Error::Transport {
+                request: request_line.to_string(),
+                reason: self
+                    .redactor
+                    .scrub(&format!("reading the answer failed: {}", chain(&e))),
+                kind,
+            })
+        })?;
+        if bytes.len() as u64 > limit {
+            return Err(too_large());
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Reads the `RateLimit-*` headers. One request refills in
+    /// `(RateLimit-Reset − now) / (limit − remaining)` (the bucket refills
+    /// evenly until it is full at `RateLimit-Reset`), or 3600 s / limit when
+    /// the bucket is full. After a 429: wait that long (never past
+    /// `RateLimit-Reset`). After a success with few requests left: wait that
+    /// long before the next request.
+    fn rate_limit(&self, resp: &Response) -> Option<Pacing> {
         let num = |name: &str| header(resp, name).and_then(|v| v.trim().parse::<u64>().ok());
-        let (limit, remaining) = (num("ratelimit-limit")?, num("ratelimit-remaining")?);
-        let per_request = Duration::from_secs_f64(3600.0 / limit.max(1) as f64);
-        let cap = match self.cfg.retry.backoff {
-            Backoff::Exponential { cap, .. } => cap,
-            Backoff::Constant(d) => d,
+        let limit = num("ratelimit-limit")?.max(1);
+        let remaining = num("ratelimit-remaining")?;
+        let reset = num("ratelimit-reset");
+        let until_reset =
+            reset.map(|r| Duration::from_secs(r.saturating_sub(crate::clock::now_ms() / 1000)));
+        let missing = limit.saturating_sub(remaining);
+        let refill = match until_reset {
+            Some(u) if missing > 0 => u / missing.min(u32::MAX as u64) as u32,
+            _ => Duration::from_secs_f64(3600.0 / limit as f64),
         };
         if resp.status().as_u16() == 429 {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
-            let until_reset =
-                num("ratelimit-reset").map(|r| Duration::from_secs(r.saturating_sub(now)));
-            return Some(
-                until_reset
-                    .unwrap_or(per_request)
-                    .min(per_request.max(Duration::from_secs(1)))
-                    .min(cap),
-            );
+            return Some(Pacing {
+                low_budget: None,
+                limited: Some(RateHint {
+                    next_in: until_reset
+                        .map_or(refill, |u| refill.min(u))
+                        .max(Duration::from_millis(100)),
+                    full_at: reset.map(|r| crate::clock::rfc3339(r.saturating_mul(1000))),
+                }),
+            });
         }
-        (remaining < RATE_LOW_WATER).then(|| per_request.min(cap))
+        Some(Pacing {
+            low_budget: (remaining < self.cfg.pace_below).then_some(refill),
+            limited: None,
+        })
     }
+
+    /// A transport failure, classified: what a retry can change, and what it cannot.
+    fn transport_error(&self, request: &str, e: &reqwest::Error) -> Error {
+        let kind = if e.is_timeout() {
+            TransportKind::Timeout
+        } else if e.is_builder() || e.is_redirect() || is_tls(e) {
+            TransportKind::Permanent
+        } else {
+            TransportKind::Connection
+        };
+        let reason = match kind {
+            TransportKind::Timeout => "no answer within the request timeout".to_string(),
+            _ if is_tls(e) => format!(
+                "TLS failed, not retried (is the certificate valid for this host?): {}",
+                chain(e)
+            ),
+            TransportKind::Permanent => {
+                format!("the request cannot be sent, not retried: {}", chain(e))
+            }
+            TransportKind::Connection => format!("request failed: {}", chain(e)),
+        };
+        Error::Transport {
+            request: request.to_string(),
+            reason: self.redactor.scrub(&reason),
+            kind,
+        }
+    }
+}
+
+/// What the `RateLimit-*` headers of one answer ask for.
+struct Pacing {
+    /// After a success with few requests left: wait this long.
+    low_budget: Option<Duration>,
+    /// After a 429.
+    limited: Option<RateHint>,
+}
+
+/// When a rate-limited client may send again.
+#[derive(Debug, Clone)]
+struct RateHint {
+    next_in: Duration,
+    full_at: Option<String>,
 }
 
 struct SendError {
     error: Error,
-    wait_hint: Option<Duration>,
+    wait_hint: Option<RateHint>,
 }
 
 impl SendError {
@@ -672,18 +853,24 @@ fn header(resp: &Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn transport_error(request: &str, e: &reqwest::Error) -> Error {
-    let timed_out = e.is_timeout();
-    let reason = if timed_out {
-        "no answer within the request timeout".to_string()
-    } else {
-        format!("request failed: {}", chain(e))
-    };
-    Error::Transport {
-        request: request.to_string(),
-        reason,
-        timed_out,
+/// True when a TLS problem is behind the error (a certificate, a handshake).
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return true;
+            }
+        }
+        source = s.source();
     }
+    false
 }
 
 /// An error and its sources on one line, without the URL.
@@ -697,8 +884,13 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// The start of a text, for error messages: at most 120 characters.
 fn excerpt(text: &str) -> String {
-    text.chars().take(120).collect()
+    let mut out: String = text.chars().take(120).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
 }
 
 fn decode<T: DeserializeOwned>(body: Value, what: &str) -> Result<T, Error> {
@@ -727,6 +919,8 @@ mod tests {
         let cfg = Config::resolve(
             Some("s3cr3t-token".into()),
             Some("http://127.0.0.1:1/v1/".into()),
+            false,
+            &Environment::default(),
         )
         .unwrap();
         let shown = format!("{cfg:?}");
@@ -745,6 +939,8 @@ mod tests {
             ..Config::resolve(
                 Some("s3cr3t-token".into()),
                 Some("http://127.0.0.1:1/v1".into()),
+                false,
+                &Environment::default(),
             )
             .unwrap()
         };

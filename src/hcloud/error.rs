@@ -30,6 +30,17 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// What kind of transport failure, for the retry decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// No answer within the request timeout: retried.
+    Timeout,
+    /// Refused, reset, closed: retried.
+    Connection,
+    /// TLS, a request that cannot be built, a redirect loop: never retried.
+    Permanent,
+}
+
 /// Everything that can go wrong talking to the API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,12 +57,46 @@ pub enum Error {
         status: u16,
         excerpt: String,
     },
-    /// The request did not complete: connection refused, reset, or timed out.
+    /// The request did not complete: connection refused, reset, timed out,
+    /// or a problem that no retry can change (TLS, an unusable request).
     #[error("{request}: {reason}")]
     Transport {
         request: String,
         reason: String,
-        timed_out: bool,
+        kind: TransportKind,
+    },
+    /// The API answered with a redirect; the token is never sent after one.
+    #[error("{request}: the API answered HTTP {status}, a redirect{}; kbv3 does not follow redirects with the token: set api_endpoint to the final URL", location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default())]
+    Redirect {
+        request: String,
+        status: u16,
+        location: Option<String>,
+    },
+    /// An answer larger than the client accepts.
+    #[error("{request}: the answer is larger than {} MiB; refusing to read it", limit / (1024 * 1024))]
+    TooLarge { request: String, limit: u64 },
+    /// A list whose pages never end.
+    #[error("{request}: stopped after {pages} pages; the API keeps announcing another page")]
+    Pagination { request: String, pages: u32 },
+    /// Polled actions that the API did not return.
+    #[error(
+        "actions not found: {} (the API did not return them when polled)",
+        format_ids(ids)
+    )]
+    ActionsNotFound { ids: Vec<i64> },
+    /// The run's one deadline ran out.
+    #[error("the deadline of {}s (wait_timeout) ran out while {waiting_for}{}", budget.as_secs(), last.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default())]
+    Deadline {
+        waiting_for: String,
+        budget: Duration,
+        last: Option<Box<Error>>,
+    },
+    /// The project's request budget is spent and refills after the deadline.
+    #[error("{request}: the project's request budget is spent (rate_limit_exceeded): the next request is allowed in {}s{}, after this run's deadline; rerun later or raise wait_timeout", next_in.as_secs(), full_at.as_deref().map(|t| format!(" and the budget is full again at {t}")).unwrap_or_default())]
+    RateLimited {
+        request: String,
+        next_in: Duration,
+        full_at: Option<String>,
     },
     /// An action finished with status `error`.
     #[error("action {command} ({action_id}) failed: {message} ({code})")]
@@ -89,13 +134,32 @@ impl Error {
             Error::Api(e) => e.code.to_string(),
             Error::UnexpectedResponse { status, .. } => format!("http_{status}"),
             Error::Transport {
-                timed_out: true, ..
+                kind: TransportKind::Timeout,
+                ..
             } => "request_timeout".into(),
+            Error::Transport {
+                kind: TransportKind::Permanent,
+                ..
+            } => "transport_refused".into(),
             Error::Transport { .. } => "transport_error".into(),
+            Error::Redirect { .. } => "redirect".into(),
+            Error::TooLarge { .. } => "response_too_large".into(),
+            Error::Pagination { .. } => "pagination_runaway".into(),
+            Error::ActionsNotFound { .. } => "actions_not_found".into(),
+            Error::Deadline { .. } => "deadline_exceeded".into(),
+            Error::RateLimited { .. } => ApiCode::RateLimitExceeded.to_string(),
             Error::ActionFailed { code, .. } => code.clone(),
             Error::ActionTimeout { .. } => "action_timeout".into(),
             Error::RetriesExhausted { last, .. } => last.code(),
             Error::Config(_) => "configuration".into(),
+        }
+    }
+
+    /// How many attempts were made (1 unless retries were spent).
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Error::RetriesExhausted { attempts, .. } => *attempts,
+            _ => 1,
         }
     }
 

@@ -1,15 +1,21 @@
 //! The Hetzner Cloud API, volume subset: models ([`types`]), error codes
 //! ([`code`]), errors ([`error`]), retry and polling delays ([`backoff`]), the blocking HTTP
-//! client ([`client`]) and the API's naming and label rules ([`rules`]), which
-//! the simulator enforces and the module checks before sending anything.
+//! client ([`client`]) with its [`clock`], what it refuses to do with the
+//! token ([`policy`]), the settings the binaries read ([`environment`]), and
+//! the API's naming and label rules ([`rules`]), which the simulator enforces
+//! and the module checks before sending anything.
 
 pub mod backoff;
 pub mod client;
+pub mod clock;
 pub mod code;
+pub mod environment;
 pub mod error;
+pub mod policy;
 pub mod rules;
 pub mod types;
 
 pub use client::{Client, Config};
 pub use code::ApiCode;
+pub use environment::Environment;
 pub use error::{ApiError, Error};

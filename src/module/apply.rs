@@ -5,7 +5,7 @@
 //! a volume already on that server, a detach of a detached volume, a delete
 //! of a deleted one. Those are checked against a fresh read and accepted.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -67,7 +67,6 @@ pub struct Applied {
 
 /// Runs every step in order; returns the volume as it ends up.
 pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Failure>> {
-    let deadline = Instant::now() + Duration::from_secs(p.wait_timeout as u64);
     let mut id = plan.before.as_ref().and_then(|v| v.id);
     let mut warnings = Vec::new();
     let mut done = Vec::new();
@@ -75,7 +74,8 @@ pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Fa
         let vid = id.unwrap_or_default();
         let wait = |actions: &[Action]| -> Result<(), Error> {
             if p.wait {
-                client.wait_for(actions, deadline.saturating_duration_since(Instant::now()))?;
+                // The client's deadline (wait_timeout) bounds the wait.
+                client.wait_for(actions, Duration::MAX)?;
             }
             Ok(())
         };

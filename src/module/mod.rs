@@ -12,15 +12,18 @@ pub mod reviewed;
 
 use serde_json::{json, Map, Value};
 
-use crate::hcloud::{Client, Config};
+use std::time::Duration;
+
+use crate::hcloud::{Client, Config, Environment};
 
 use failure::{Code, Refusal};
 use params::{Invocation, Params, Settings};
 use plan::{Plan, Step, VolumeView};
 
-/// Runs the module on the args JSON; returns the result object.
-/// `failed: true` and `failure.code` are set on any failure; the token never appears.
-pub fn run(args: &Value) -> Value {
+/// Runs the module on the args JSON, with the API settings of the
+/// environment; returns the result object. `failed: true` and
+/// `failure.code` are set on any failure; the token never appears.
+pub fn run(args: &Value, env: &Environment) -> Value {
     let inv = match params::parse(args) {
         Ok(inv) => inv,
         Err(msg) => {
@@ -37,9 +40,20 @@ pub fn run(args: &Value) -> Value {
         Ok(p) => p,
         Err(r) => return refused(r),
     };
-    let client = match Config::resolve(params.api_token.clone(), params.api_endpoint.clone())
-        .and_then(Client::new)
-    {
+    let client = match Config::resolve(
+        params.api_token.clone(),
+        params.api_endpoint.clone(),
+        params.allow_insecure_http,
+        env,
+    )
+    .and_then(|cfg| {
+        // One deadline for the whole run: every request, retry and wait fits in wait_timeout.
+        Client::new(Config {
+            deadline: Some(Duration::from_secs(params.wait_timeout as u64)),
+            request_timeout: Duration::from_secs(params.request_timeout as u64),
+            ..cfg
+        })
+    }) {
         Ok(c) => c,
         Err(e) => return refused(Refusal::new(Code::InvalidArgument, e.to_string())),
     };

@@ -133,9 +133,15 @@ pub struct Params {
     /// Wait for the actions to finish.
     #[serde(default = "yes", deserialize_with = "boolean")]
     pub wait: bool,
-    /// Seconds to wait for the actions.
+    /// Seconds the whole task may take (1 to 86400): every request, retry and action wait fits in it.
     #[serde(default = "default_wait_timeout", deserialize_with = "int")]
     pub wait_timeout: i64,
+    /// Seconds one request may take, answer included (1 to 3600; never past wait_timeout).
+    #[serde(default = "default_request_timeout", deserialize_with = "int")]
+    pub request_timeout: i64,
+    /// Allow http:// to a host other than this machine (the token then crosses the network unencrypted).
+    #[serde(default, deserialize_with = "boolean")]
+    pub allow_insecure_http: bool,
     /// API token; default the HCLOUD_TOKEN environment variable. Never printed.
     #[serde(default, deserialize_with = "opt_string")]
     pub api_token: Option<String>,
@@ -149,6 +155,9 @@ fn yes() -> bool {
 }
 fn default_wait_timeout() -> i64 {
     600
+}
+fn default_request_timeout() -> i64 {
+    60
 }
 fn default_state() -> State {
     State::Present
@@ -269,11 +278,28 @@ fn check(p: &Params, warnings: &mut Vec<String>) -> Result<(), String> {
             rules::check_label(k, v).map_err(|e| format!("argument 'labels': {e}"))?;
         }
     }
-    if p.wait_timeout <= 0 {
-        return Err(format!(
-            "argument 'wait_timeout': must be a positive number of seconds, got {}",
-            p.wait_timeout
-        ));
+    for (name, value, range) in [
+        ("wait_timeout", Some(p.wait_timeout), 1..=86_400),
+        ("request_timeout", Some(p.request_timeout), 1..=3_600),
+        ("id", p.id, 1..=i64::MAX),
+        (
+            "expect.id",
+            p.expect.as_ref().and_then(|e| e.id),
+            1..=i64::MAX,
+        ),
+        (
+            "expect.size",
+            p.expect.as_ref().and_then(|e| e.size),
+            1..=i64::from(u32::MAX),
+        ),
+    ] {
+        if let Some(v) = value.filter(|v| !range.contains(v)) {
+            return Err(format!(
+                "argument '{name}': must be between {} and {}, got {v}",
+                range.start(),
+                range.end()
+            ));
+        }
     }
     if p.move_volume && p.server.is_none() {
         return Err("argument 'move': move needs server (the server to move the volume to)".into());
@@ -339,15 +365,20 @@ fn truthy(v: &Value) -> Result<bool, String> {
 }
 
 fn to_int(v: &Value) -> Result<i64, String> {
+    const LIMIT: f64 = 9.2e18; // below i64::MAX, so the conversion below is exact enough
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
-            .ok_or_else(|| format!("{n} is not a whole number")),
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < LIMIT)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| format!("{n} is not a whole number in range")),
         Value::String(s) => s
             .trim()
             .parse::<i64>()
-            .map_err(|_| format!("'{s}' is not an integer")),
+            .map_err(|_| format!("'{s}' is not an integer (or out of range)")),
         other => Err(format!("{other} is not an integer")),
     }
 }
@@ -472,7 +503,7 @@ mod tests {
     #[test]
     fn bad_arguments_have_clear_messages() {
         let cases = [
-            (json!({"name": "v", "foo": 1, "bar": 2}), "Unsupported parameters for (kbv3_volume) module: bar, foo. Supported parameters include: api_endpoint, api_token, automount,"),
+            (json!({"name": "v", "foo": 1, "bar": 2}), "Unsupported parameters for (kbv3_volume) module: bar, foo. Supported parameters include: allow_insecure_http, api_endpoint, api_token, automount,"),
             (json!({"name": "v", "size": "abc"}), "argument 'size': 'abc' is not an integer"),
             (json!({"name": "v", "size": 5}), "argument 'size': must be between 10 and 10240 (GB), got 5"),
             (json!({"size": 10}), "one of the following is required: name, id"),
@@ -488,6 +519,11 @@ mod tests {
             (json!({"name": "v", "confirm": "abc"}), "argument 'confirm': goes with diff_file"),
             (json!({"name": "v", "_ansible_check_mode": "maybe"}), "_ansible_check_mode is \"maybe\", not a boolean"),
             (json!({"name": "v", "_ansible_no_log": 1}), "_ansible_no_log is 1, not a boolean"),
+            (json!({"name": "v", "wait_timeout": 1e19}), "argument 'wait_timeout': 1e+19 is not a whole number in range"),
+            (json!({"name": "v", "wait_timeout": 86401}), "argument 'wait_timeout': must be between 1 and 86400, got 86401"),
+            (json!({"name": "v", "request_timeout": 0}), "argument 'request_timeout': must be between 1 and 3600, got 0"),
+            (json!({"id": -3}), "argument 'id': must be between 1 and 9223372036854775807, got -3"),
+            (json!({"id": "99999999999999999999"}), "argument 'id': '99999999999999999999' is not an integer (or out of range)"),
             (json!({"name": "v", "labels": {"k": [1]}}), "argument 'labels': label 'k': [1] is not a string"),
             (json!({"name": "v", "labels": {"bad key": "x"}}), "argument 'labels': label key 'bad key'"),
         ];

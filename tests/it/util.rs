@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use kbv3::hcloud::backoff::{Backoff, RetryPolicy};
-use kbv3::hcloud::{Client, Config};
+use kbv3::hcloud::{Client, Config, Environment};
 use serde_json::Value;
 
 pub const TOKEN: &str = "test-token-4f1c9a";
@@ -105,7 +105,13 @@ fn unsafe_kill_term(pid: u32) {
 
 /// A client configuration with millisecond backoffs.
 pub fn fast_config(endpoint: &str) -> Config {
-    let mut cfg = Config::resolve(Some(TOKEN.into()), Some(endpoint.into())).unwrap();
+    let mut cfg = Config::resolve(
+        Some(TOKEN.into()),
+        Some(endpoint.into()),
+        false,
+        &Environment::default(),
+    )
+    .unwrap();
     cfg.retry = RetryPolicy::with_base(Duration::from_millis(5));
     cfg.retry.backoff = Backoff::Exponential {
         base: Duration::from_millis(5),
