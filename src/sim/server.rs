@@ -182,9 +182,6 @@ impl Sim {
                 None,
             )
         };
-        if answer.fault == Some(Fault::Stall) {
-            std::thread::sleep(Duration::from_millis(self.opts.stall_ms));
-        }
         let correlation_id = format!("{:016x}", rand::thread_rng().gen::<u64>());
         let (bytes, content_type) = match &answer.body {
             Body::Json(v) => (
@@ -209,9 +206,12 @@ impl Sim {
                 response.add_header(h);
             }
         }
-        // Logged before the answer leaves, so whoever holds an answer also
-        // finds its request in the log.
+        // Logged before the answer leaves (or stalls), so whoever holds an
+        // answer, or gave up waiting for it, also finds its request in the log.
         self.log(&method, path, raw_query, &answer, started.elapsed());
+        if answer.fault == Some(Fault::Stall) {
+            std::thread::sleep(Duration::from_millis(self.opts.stall_ms));
+        }
         // The client may have gone (a stalled answer); nothing to do then.
         let _ = req.respond(response);
     }

@@ -1,11 +1,12 @@
 //! Retry behaviour under injected faults. Counts, not timings, are asserted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kbv3::hcloud::types::{CreateVolumeRequest, Labels};
 use kbv3::hcloud::{Client, Error};
 
-use crate::util::{fast_config, Sim};
+use crate::util::{all_faulted, fast_config, RecordingClock, Sim};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -107,13 +108,20 @@ fn permanent_unavailable_fails_after_a_bounded_number_of_attempts() {
         "{err}"
     );
     assert_eq!(sim.requests().len(), 3);
+    assert!(all_faulted(&sim.requests()), "the fault was injected");
 }
 
 #[test]
-fn rate_limit_answers_are_waited_out() {
-    // 5 requests per second: 30 quick requests must run into 429s and still all succeed.
+fn rate_limit_answers_are_waited_out_as_the_headers_say() {
+    // 5 requests per second and no pacing of our own: 30 quick requests must
+    // run into 429s, wait as RateLimit-Reset says, and still all succeed.
     let sim = Sim::start(&["--rate-limit", "5", "--rate-window", "1"]);
-    let c = sim.client();
+    let clock = Arc::new(RecordingClock::default());
+    let mut cfg = fast_config(&sim.endpoint);
+    cfg.pace_below = 0;
+    cfg.retry.max_retries = 1;
+    cfg.clock = clock.clone();
+    let c = Client::new(cfg).unwrap();
     for _ in 0..30 {
         assert!(c.get_volume(104011392).unwrap().is_some());
     }
@@ -121,7 +129,23 @@ fn rate_limit_answers_are_waited_out() {
     let limited = log.iter().filter(|r| r["status"] == 429).count();
     let ok = log.iter().filter(|r| r["status"] == 200).count();
     assert_eq!(ok, 30);
-    assert_eq!(c.stats().retries as usize, limited);
+    assert!(limited > 0, "the burst must meet the limit");
+    assert_eq!(
+        c.stats().retries as usize,
+        limited,
+        "every 429 was retried, beyond max_retries"
+    );
+    // The bucket is full again at most 1 s after any answer (RateLimit-Reset), and
+    // one request refills in a fifth of that: every wait is between the 100 ms
+    // floor and that horizon (plus jitter), never a fixed backoff.
+    let sleeps = clock.sleeps.lock().unwrap().clone();
+    assert_eq!(sleeps.len(), limited);
+    assert!(
+        sleeps
+            .iter()
+            .all(|s| (Duration::from_millis(100)..=Duration::from_millis(1100)).contains(s)),
+        "{sleeps:?}"
+    );
 }
 
 #[test]
@@ -136,6 +160,7 @@ fn a_non_json_500_is_a_clear_error_and_not_retried() {
         "{text}"
     );
     assert_eq!(sim.requests().len(), 1);
+    assert!(all_faulted(&sim.requests()), "the fault was injected");
 }
 
 #[test]
@@ -150,6 +175,7 @@ fn a_stalled_answer_times_out_with_a_clear_error() {
         "GET /volumes/104011392: no answer within the request timeout (gave up after 2 attempts)"
     );
     assert_eq!(err.code(), "request_timeout");
+    assert!(all_faulted(&sim.requests()), "the stall was injected");
 }
 
 #[test]
@@ -198,4 +224,8 @@ fn a_create_whose_answer_was_lost_adopts_the_volume_it_made() {
         .filter(|r| r["method"] == "POST" && r["status"] == 409)
         .count();
     assert!(posts >= 1);
+    assert!(
+        sim.requests().iter().any(|r| r["fault"] == "Stall"),
+        "answers were stalled"
+    );
 }

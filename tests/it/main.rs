@@ -4,6 +4,8 @@
 mod util;
 // The Rust client against a spawned simulator: every endpoint, pagination, waits.
 mod client;
+// Hostile endpoints: echoed tokens, endless 429s, redirects, huge and endless answers, stalls.
+mod hostile;
 // Retries, rate limits, stalls and permanent failures, driven by fault injection.
 mod faults;
 // Simulator invariants under random operation sequences.

@@ -103,6 +103,27 @@ fn unsafe_kill_term(pid: u32) {
         .status();
 }
 
+/// The real clock, recording every wait.
+#[derive(Debug, Default)]
+pub struct RecordingClock {
+    pub sleeps: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl kbv3::hcloud::clock::Clock for RecordingClock {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+    fn sleep(&self, d: Duration) {
+        self.sleeps.lock().unwrap().push(d);
+        std::thread::sleep(d);
+    }
+}
+
+/// True when every request in the log had a fault injected.
+pub fn all_faulted(log: &[Value]) -> bool {
+    !log.is_empty() && log.iter().all(|r| !r["fault"].is_null())
+}
+
 /// A client configuration with millisecond backoffs.
 pub fn fast_config(endpoint: &str) -> Config {
     let mut cfg = Config::resolve(
