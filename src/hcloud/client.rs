@@ -853,8 +853,23 @@ fn header(resp: &Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// True when a TLS problem is behind the error (a certificate, a handshake).
+/// True when a TLS problem is behind the error (a certificate, a handshake):
+/// a rustls error somewhere in its sources, or, where a layer in between
+/// kept only its text, rustls' words for one.
 fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let text = chain(e).to_ascii_lowercase();
+    if [
+        "invalid peer certificate",
+        "tls handshake",
+        "received fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+    {
+        return true;
+    }
     let mut source = Some(e);
     while let Some(s) = source {
         if s.downcast_ref::<rustls::Error>().is_some() {

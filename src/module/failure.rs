@@ -30,7 +30,7 @@ pub enum Code {
     ApiError,
     /// An action the API ran ended in error.
     ActionFailed,
-    /// Actions were still running when `wait_timeout` ran out.
+    /// `wait_timeout` ran out (a request, a retry or actions still running).
     Timeout,
 }
 
@@ -60,7 +60,7 @@ impl Refusal {
 pub fn code_of(e: &Error) -> Code {
     match e {
         Error::ActionFailed { .. } => Code::ActionFailed,
-        Error::ActionTimeout { .. } => Code::Timeout,
+        Error::ActionTimeout { .. } | Error::Deadline { .. } => Code::Timeout,
         Error::Config(_) => Code::InvalidArgument,
         _ => Code::ApiError,
     }
