@@ -559,7 +559,8 @@ impl Client {
             let rate_limited = error.is(&ApiCode::RateLimitExceeded);
             let allowed = match retry_decision(&error) {
                 Retry::No => false,
-                _ if rate_limited => true,
+                // Without a deadline, 429s count against the retries like the rest.
+                _ if rate_limited && self.deadline.is_some() => true,
                 Retry::Backoff => retries < self.cfg.retry.max_retries,
                 Retry::Briefly => {
                     brief_retries += 1;
@@ -600,7 +601,7 @@ impl Client {
                         .deadline_error(format!("retrying {request_line}"), Some(give_up(error))),
                 });
             }
-            if !rate_limited {
+            if !rate_limited || self.deadline.is_none() {
                 retries += 1;
             }
             self.stats.lock().expect("stats lock").retries += 1;

@@ -120,6 +120,7 @@ fn rate_limit_answers_are_waited_out_as_the_headers_say() {
     let mut cfg = fast_config(&sim.endpoint);
     cfg.pace_below = 0;
     cfg.retry.max_retries = 1;
+    cfg.deadline = Some(Duration::from_secs(120));
     cfg.clock = clock.clone();
     let c = Client::new(cfg).unwrap();
     for _ in 0..30 {
