@@ -549,6 +549,7 @@ impl Client {
         let mut attempts = 0u32;
         let mut retries = 0u32;
         let mut brief_retries = 0u32;
+        let mut limited = 0u32;
         loop {
             attempts += 1;
             let SendError { error, wait_hint } =
@@ -587,7 +588,10 @@ impl Client {
                 .backoff
                 .delay(retries, &mut *self.rng.lock().expect("rng lock"));
             let pause = match &wait_hint {
-                Some(hint) if rate_limited => hint.next_in + self.jitter(hint.next_in),
+                Some(hint) if rate_limited => {
+                    limited += 1;
+                    self.rate_limit_pause(hint, limited)
+                }
                 _ => backoff,
             };
             if pause >= self.remaining() {
@@ -609,18 +613,26 @@ impl Client {
         }
     }
 
-    /// Up to a tenth of `d` (at most a second), so that clients waiting for
-    /// the same refill do not all come back at once.
-    fn jitter(&self, d: Duration) -> Duration {
-        let top = (d / 10).min(Duration::from_secs(1));
-        if top.is_zero() {
-            return top;
+    /// The wait after the `n`-th 429 in a row: at least one refill; when
+    /// 429s keep coming (many clients share the budget), a draw up to
+    /// 2^(n-1) refills, never past the time the bucket is full again nor a
+    /// minute, so that the clients spread out instead of all coming back at
+    /// the next refill.
+    fn rate_limit_pause(&self, hint: &RateHint, n: u32) -> Duration {
+        let low = hint.next_in;
+        let high = low
+            .saturating_mul(1 << (n - 1).min(6))
+            .min(hint.until_full.unwrap_or(Duration::MAX))
+            .min(Duration::from_secs(60))
+            .max(low);
+        if high == low {
+            return low;
         }
         Duration::from_secs_f64(
             self.rng
                 .lock()
                 .expect("rng lock")
-                .gen_range(0.0..=top.as_secs_f64()),
+                .gen_range(low.as_secs_f64()..=high.as_secs_f64()),
         )
     }
 
@@ -780,6 +792,7 @@ impl Client {
                     next_in: until_reset
                         .map_or(refill, |u| refill.min(u))
                         .max(Duration::from_millis(100)),
+                    until_full: until_reset,
                     full_at: reset.map(|r| crate::clock::rfc3339(r.saturating_mul(1000))),
                 }),
             });
@@ -829,7 +842,10 @@ struct Pacing {
 /// When a rate-limited client may send again.
 #[derive(Debug, Clone)]
 struct RateHint {
+    /// One request's refill.
     next_in: Duration,
+    /// Until the bucket is full (`RateLimit-Reset`).
+    until_full: Option<Duration>,
     full_at: Option<String>,
 }
 

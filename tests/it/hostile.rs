@@ -169,11 +169,18 @@ fn a_429_waits_one_refill_per_the_headers_and_spends_no_retries() {
     );
     let sleeps = clock.sleeps();
     assert_eq!(sleeps.len(), 8, "{sleeps:?}");
-    // One request refills in (Reset - now) / (limit - remaining) = 1 s, plus up to 0.1 s of jitter.
-    for s in sleeps {
+    // One request refills in (Reset - now) / (limit - remaining) = 1 s: the
+    // first wait is that; later ones, while 429s keep coming, a draw up to
+    // 2^(n-1) refills (a minute at most), never less than one refill.
+    assert!(
+        (Duration::from_millis(990)..=Duration::from_millis(1010)).contains(&sleeps[0]),
+        "{sleeps:?}"
+    );
+    for (n, s) in sleeps.iter().enumerate() {
+        let most = Duration::from_secs(1 << n.min(6)).min(Duration::from_secs(60));
         assert!(
-            (Duration::from_millis(990)..=Duration::from_millis(1110)).contains(&s),
-            "{s:?}"
+            (Duration::from_millis(990)..=most + Duration::from_millis(10)).contains(s),
+            "wait {n}: {s:?}"
         );
     }
 }
