@@ -1,6 +1,7 @@
 """Benchmarks (not tests): wall times and request counts, printed as a report.
 
-1. `kbv3_inventory --list` on a generated 10,000-server fleet.
+1. A generated 10,000-server fleet (scripts/generate_fleet.py): `kbv3_inventory
+   --list`, and the PH3-01 snapshot of its ~9,000 volumes from the simulator.
 2. kbv3_volume next to hetzner.hcloud.volume: create with server, no-op, absent,
    each through ansible-playbook against a fresh simulator (--action-ms 200).
 3. PH3-02 on the 47-server seed, API path only: dry run, confirmed run, rerun.
@@ -24,9 +25,9 @@ TOKEN = "bench-token"
 
 
 class Sim:
-    def __init__(self, tmp, *extra):
+    def __init__(self, tmp, *extra, seed=ROOT / "servers/hcloud-sim-seed.json"):
         self.log = pathlib.Path(tmp) / f"requests-{time.monotonic_ns()}.jsonl"
-        self.proc = subprocess.Popen([str(BIN / "hcloud-sim"), "--token", TOKEN, "--seed", str(ROOT / "servers/hcloud-sim-seed.json"),
+        self.proc = subprocess.Popen([str(BIN / "hcloud-sim"), "--token", TOKEN, "--seed", str(seed),
                                       "--request-log", str(self.log), *extra], stdout=subprocess.PIPE, text=True)
         self.endpoint = self.proc.stdout.readline().strip()
 
@@ -56,13 +57,7 @@ def timed(cmd, **kw):
 
 def bench_inventory(tmp):
     fleet = pathlib.Path(tmp) / "fleet10k"
-    fleet.mkdir()
-    shutil.copy(ROOT / "servers/volume_rules_v3.tsv", fleet)
-    roles = [l.split("\t")[0] for l in (ROOT / "servers/volume_rules_v3.tsv").read_text().splitlines()[1:]]
-    lines = ["HOSTNAME\tIP_PRIVEE\tROLE_V3"]
-    for i in range(10_000):
-        lines.append(f"srv-{i:05d}\t10.{i // 65536}.{(i // 256) % 256}.{i % 256}\t{roles[i % len(roles)]}")
-    (fleet / "servers_v3.tsv").write_text("\n".join(lines) + "\n")
+    timed([sys.executable, str(ROOT / "scripts/generate_fleet.py"), "10000", str(fleet)])
     e = dict(os.environ, KBV3_FLEET_DIR=str(fleet))
     runs = [timed([str(ROOT / "inventory/kbv3_inventory"), "--list"], env=e)[0] for _ in range(10)]
     size = len(timed([str(ROOT / "inventory/kbv3_inventory"), "--list"], env=e)[1].stdout)
@@ -70,6 +65,10 @@ def bench_inventory(tmp):
     print(f"inventory, 10,000 servers: kbv3_inventory --list median {statistics.median(runs) * 1000:.0f} ms "
           f"(min {min(runs) * 1000:.0f}, max {max(runs) * 1000:.0f}; {size / 1e6:.1f} MB of JSON); "
           f"ansible-inventory --list on it {ai:.1f} s")
+    sim = Sim(tmp, seed=fleet / "hcloud-sim-seed.json")
+    took, _ = timed([str(ROOT / "inventory/kbv3_inventory"), "existing"], env=env(sim, KBV3_FLEET_DIR=str(fleet)))
+    print(f"PH3-01 snapshot, 10,000 servers: {took:.2f} s, {len(sim.requests())} GET (paged lists of 50)")
+    sim.stop()
 
 
 def play(sim, tmp, task):
