@@ -202,7 +202,13 @@ fn a_429_that_outlasts_the_deadline_says_when_the_budget_refills() {
         text.ends_with("after this run's deadline; rerun later or raise wait_timeout"),
         "{text}"
     );
-    assert!(server.requests() >= 4 && clock.sleeps().len() as u32 == server.requests() - 1);
+    // It waited while the waits fitted in the deadline, then gave up before the next one.
+    let sleeps = clock.sleeps();
+    assert!(server.requests() >= 2 && sleeps.len() as u32 == server.requests() - 1);
+    assert!(
+        sleeps.iter().sum::<Duration>() < Duration::from_secs(5),
+        "{sleeps:?}"
+    );
 }
 
 #[test]
