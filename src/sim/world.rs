@@ -101,16 +101,22 @@ impl World {
     /// effects of those that succeed. Returns the applied effects.
     pub fn advance(&mut self, now: u64) -> Vec<Applied> {
         let mut applied = Vec::new();
+        // The running actions, in id order: finished ones (most of a long
+        // history) are looked at once per call, not once per finishing action.
+        let mut pending: Vec<i64> = self
+            .actions
+            .values()
+            .filter(|a| a.finished_ms.is_none())
+            .map(|a| a.id)
+            .collect();
         loop {
-            let due = self
-                .actions
-                .values()
-                .filter(|a| a.finished_ms.is_none())
-                .find_map(|a| {
-                    let start = self.start_of(a)?;
-                    (start + self.action_ms <= now).then_some((a.id, start + self.action_ms))
-                });
+            let due = pending.iter().find_map(|id| {
+                let a = &self.actions[id];
+                let start = self.start_of(a)?;
+                (start + self.action_ms <= now).then_some((a.id, start + self.action_ms))
+            });
             let Some((id, at)) = due else { return applied };
+            pending.retain(|p| *p != id);
             let (effect, will_fail, after) = {
                 let a = &self.actions[&id];
                 (a.effect, a.will_fail, a.after)
