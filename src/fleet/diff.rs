@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::plan::{Plan, PlannedVolume};
-use super::snapshot::{per_location, Snapshot, VolumeRef};
+use super::snapshot::{per_location, ProjectServer, Snapshot, VolumeRef};
 
 /// The only strategy: Option A of the PH3-01 report.
 pub const STRATEGY: &str = "destroy_and_recreate_all";
@@ -142,7 +142,7 @@ fn judge(
     v: &VolumeRef,
     target: Option<&PlannedVolume>,
     fleet: &BTreeSet<&str>,
-    server_locations: &BTreeMap<&str, &str>,
+    servers: &BTreeMap<&str, &ProjectServer>,
 ) -> Verdict {
     let attached_outside = v
         .server_name
@@ -167,7 +167,9 @@ fn judge(
             (None, false) => "unattached legacy volume (orphan): does not follow the v3 convention (Option A: destroy)".into(),
         });
     };
-    let host_location = server_locations.get(p.hostname.as_str()).copied();
+    let host_location = servers
+        .get(p.hostname.as_str())
+        .map(|s| s.location.as_str());
     if host_location.is_some_and(|l| l != v.location) {
         return Verdict::LeaveAlone(format!(
             "bears the target name of {} but is in {} while {} is in {}: volumes cannot move between locations; resolve by hand",
@@ -239,10 +241,10 @@ pub fn compute(
     generated_at: String,
     existing_source: String,
 ) -> Diff {
-    let server_locations: BTreeMap<&str, &str> = existing
+    let servers: BTreeMap<&str, &ProjectServer> = existing
         .servers
         .iter()
-        .map(|s| (s.name.as_str(), s.location.as_str()))
+        .map(|s| (s.name.as_str(), s))
         .collect();
     let fleet: BTreeSet<&str> = plan.volumes.iter().map(|p| p.hostname.as_str()).collect();
     let targets: BTreeMap<&str, &PlannedVolume> = plan
@@ -264,7 +266,7 @@ pub fn compute(
     };
     for v in existing.volumes.iter().map(|e| &e.volume) {
         let target = targets.get(v.name.as_str()).copied();
-        match judge(v, target, &fleet, &server_locations) {
+        match judge(v, target, &fleet, &servers) {
             Verdict::Delete(reason) => diff.volumes_to_delete.push(ListedVolume::of(v, reason)),
             Verdict::Fix(f) => diff.volumes_to_fix.push(f),
             Verdict::Ok(o) => diff.volumes_ok.push(o),
@@ -277,11 +279,6 @@ pub fn compute(
         .volumes
         .iter()
         .map(|e| e.volume.name.as_str())
-        .collect();
-    let servers: BTreeMap<&str, _> = existing
-        .servers
-        .iter()
-        .map(|s| (s.name.as_str(), s))
         .collect();
     for p in &plan.volumes {
         let server = servers.get(p.hostname.as_str());
