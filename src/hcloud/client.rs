@@ -805,23 +805,29 @@ impl Client {
 
     /// A transport failure, classified: what a retry can change, and what it cannot.
     fn transport_error(&self, request: &str, e: &reqwest::Error) -> Error {
-        let kind = if e.is_timeout() {
-            TransportKind::Timeout
-        } else if e.is_builder() || e.is_redirect() || is_tls(e) {
-            TransportKind::Permanent
+        let (kind, reason) = if e.is_timeout() {
+            (
+                TransportKind::Timeout,
+                "no answer within the request timeout".to_string(),
+            )
+        } else if is_tls(e) {
+            (
+                TransportKind::Permanent,
+                format!(
+                    "TLS failed, not retried (is the certificate valid for this host?): {}",
+                    chain(e)
+                ),
+            )
+        } else if e.is_builder() || e.is_redirect() {
+            (
+                TransportKind::Permanent,
+                format!("the request cannot be sent, not retried: {}", chain(e)),
+            )
         } else {
-            TransportKind::Connection
-        };
-        let reason = match kind {
-            TransportKind::Timeout => "no answer within the request timeout".to_string(),
-            _ if is_tls(e) => format!(
-                "TLS failed, not retried (is the certificate valid for this host?): {}",
-                chain(e)
-            ),
-            TransportKind::Permanent => {
-                format!("the request cannot be sent, not retried: {}", chain(e))
-            }
-            TransportKind::Connection => format!("request failed: {}", chain(e)),
+            (
+                TransportKind::Connection,
+                format!("request failed: {}", chain(e)),
+            )
         };
         Error::Transport {
             request: request.to_string(),
