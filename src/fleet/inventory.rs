@@ -51,8 +51,9 @@ fn text(s: &str) -> Value {
     }
 }
 
-/// A legacy volume as PH3-02 needs it: every field its `expect` checks.
-fn legacy(d: &ListedVolume) -> Value {
+/// A listed volume (to delete, or left alone) as PH3-02 needs it: every
+/// field a deletion's `expect` checks, and the reason.
+fn listed(d: &ListedVolume) -> Value {
     json!({
         "id": d.id,
         "name": text(&d.name),
@@ -69,7 +70,7 @@ pub fn hostvars(plan: &Plan, diff: Option<&Diff>) -> BTreeMap<String, Value> {
     let mut legacy_by_server: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for d in diff.map_or(&[][..], |d| &d.volumes_to_delete) {
         if let Some(server) = d.server_name.as_deref() {
-            legacy_by_server.entry(server).or_default().push(legacy(d));
+            legacy_by_server.entry(server).or_default().push(listed(d));
         }
     }
     let fixes: BTreeMap<&str, _> = diff
@@ -145,7 +146,7 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
     let mut orphan_hosts = Vec::new();
     if let Some(r) = diff {
         let d = &r.diff;
-        let orphans: Vec<Value> = d.orphans().map(legacy).collect();
+        let orphans: Vec<Value> = d.orphans().map(listed).collect();
         if !orphans.is_empty() {
             host_vars.insert(
                 ORPHAN_HOST.into(),
@@ -153,11 +154,7 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
             );
             orphan_hosts.push(ORPHAN_HOST);
         }
-        let left_alone: Vec<Value> = d
-            .volumes_left_alone
-            .iter()
-            .map(|v| json!({"id": v.id, "name": text(&v.name), "size": v.size_gb, "server": v.server_name.as_deref().map(text), "reason": text(&v.reason)}))
-            .collect();
+        let left_alone: Vec<Value> = d.volumes_left_alone.iter().map(listed).collect();
         all_vars.insert("kbv3_left_alone_volumes".into(), Value::Array(left_alone));
         all_vars.insert(
             "kbv3_diff".into(),
