@@ -6,14 +6,12 @@ what happened, and http:// to another machine is refused before any packet."""
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import INVENTORY, ROOT, run
+from conftest import INVENTORY, ROOT, run, run_module
 from hostile import Hostile
 
-MODULE = ROOT / "library" / "kbv3_volume"
 SECRET = "kbv3-hostile-test-token-5e1d"
 ECHOES = {
     "echo401": "token rejected: Bearer ***",
@@ -32,13 +30,10 @@ def hostile():
 
 
 def module(args, tmp_path, env=None, prefix=()):
-    """Runs the module binary as Ansible does: an args file, JSON on stdout."""
-    path = tmp_path / "args.json"
-    path.write_text(json.dumps({"api_token": SECRET, "_ansible_no_log": True, **args}))
-    proc = subprocess.run([*prefix, str(MODULE), str(path)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HCLOUD_TOKEN": "", **FAST, **(env or {})})
-    assert proc.stderr == "" or SECRET not in proc.stderr
-    assert SECRET not in proc.stdout, proc.stdout
+    """The module with the test's token and no_log; nothing it prints holds the token."""
+    proc = run_module({"api_token": SECRET, "_ansible_no_log": True, **args}, tmp_path,
+                      env={"HCLOUD_TOKEN": "", **FAST, **(env or {})}, prefix=prefix)
+    assert SECRET not in proc.stdout + proc.stderr, proc.stdout
     return json.loads(proc.stdout)
 
 

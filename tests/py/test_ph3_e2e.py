@@ -1,12 +1,11 @@
 """PH3-01 and PH3-02 end to end: the real playbooks, the real inventory, the
 simulator with loop-device-backed volumes, real mkfs and mount for a subset of
 servers (the rest exercise the API path with the host side skipped)."""
-import os
 import subprocess
 
-from conftest import ROOT
-from fleetlib import (REAL_HOSTS, api_fleet, fleet, failures, kill_when, mutating, needs_root, recap,  # noqa: F401
-                      start_killable, summary)
+# The fleet fixtures are imported for pytest to find them.
+from fleetlib import api_fleet, fleet  # noqa: F401
+from fleetlib import failures, kill_when, mutating, needs_root, recap, start_killable, summary
 
 @needs_root
 def test_ph3_dry_run_real_run_and_rerun(fleet):

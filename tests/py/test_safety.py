@@ -15,7 +15,7 @@ import pytest
 from hcloud import Client
 from hcloud.locations import Location
 
-from conftest import ROOT, play, run
+from conftest import ROOT, play, run, run_module
 from fleetlib import Fleet, mutating, summary
 
 SMALL = ["analytics-01", "crm-01", "redis-01", "redis-02", "minio-01"]
@@ -253,27 +253,19 @@ def test_id_and_name_must_name_the_same_volume(sim, tmp_path):
     assert [r["path"] for r in sim.requests() if r["method"] == "DELETE"] == ["/v1/volumes/104011393"]
 
 
-def module(sim, args):
-    """Runs the module binary directly, as Ansible would, with an args file."""
-    path = ROOT / ".test-artifacts" / f"args-{os.getpid()}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({**args, "api_token": sim.token, "api_endpoint": sim.endpoint}))
-    try:
-        proc = subprocess.run([str(ROOT / "library" / "kbv3_volume"), str(path)], capture_output=True, text=True, timeout=60)
-    finally:
-        path.unlink()
-    return json.loads(proc.stdout)
+def test_an_unreadable_check_mode_flag_stops_before_any_request(sim, tmp_path):
+    def module(args):
+        proc = run_module({**args, "api_token": sim.token, "api_endpoint": sim.endpoint}, tmp_path)
+        return json.loads(proc.stdout)
 
-
-def test_an_unreadable_check_mode_flag_stops_before_any_request(sim):
     absent = {"id": 104011392, "state": "absent"}
     for value in ("maybe", "true", 1, []):
-        r = module(sim, {**absent, "_ansible_check_mode": value})
+        r = module({**absent, "_ansible_check_mode": value})
         assert r["failed"] and r["failure"]["code"] == "invalid_argument", r
         assert "_ansible_check_mode is" in r["msg"]
     assert sim.requests() == []
     # Positive control: a real boolean works, and check mode changes nothing.
-    r = module(sim, {**absent, "_ansible_check_mode": True})
+    r = module({**absent, "_ansible_check_mode": True})
     assert r["changed"] and r["deleted"] and r["actions"][-1] == "delete vol-minio-01 (104011392)"
     assert sim.requests() and sim.mutating() == []
 
