@@ -10,10 +10,11 @@ CARGO_FLAGS := --$(PROFILE) --target $(TARGET)
 
 all: build
 
-## build: the three static binaries; installs the module into library/ and the inventory into inventory/
+## build: the static binaries; installs the modules into library/ and the inventory into inventory/
 build:
 	$(CARGO) build $(CARGO_FLAGS) --bins
 	install -D -m 0755 $(BIN)/kbv3_volume library/kbv3_volume
+	install -D -m 0755 $(BIN)/kbv3_volumes library/kbv3_volumes
 	install -D -m 0755 $(BIN)/kbv3_inventory inventory/kbv3_inventory
 
 ## setup: Debian packages and the pinned Python virtualenv (.venv), idempotent
@@ -40,4 +41,4 @@ bench: setup build
 
 clean:
 	$(CARGO) clean
-	rm -f library/kbv3_volume inventory/kbv3_inventory
+	rm -f library/kbv3_volume library/kbv3_volumes inventory/kbv3_inventory

@@ -7,6 +7,8 @@
 //! - [`sim`]: `hcloud-sim`, a stateful local simulator of that API: a pure
 //!   [`sim::world::World`] and a thin HTTP shell around it.
 //! - [`module`]: the `kbv3_volume` Ansible module: parse, observe, plan, apply.
+//! - [`volumes`]: the `kbv3_volumes` Ansible module: a whole fleet in one task,
+//!   on the same planner and steps.
 //! - [`fleet`]: the fleet files (`servers_v3.tsv`, role rules), the inventory
 //!   and the PH3-01 plan, snapshot and diff.
 //! - [`fsutil`], [`clock`]: atomic file writes and timestamps, shared by the binaries.
@@ -17,3 +19,4 @@ pub mod fsutil;
 pub mod hcloud;
 pub mod module;
 pub mod sim;
+pub mod volumes;

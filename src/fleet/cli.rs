@@ -14,7 +14,7 @@ use super::paths::{self, FleetPaths};
 use super::plan::{self, Plan};
 use super::reviewed::{self, confirmation_code};
 use super::snapshot::{self, Snapshot};
-use super::{inventory, rules, servers};
+use super::{inventory, report, rules, servers};
 use crate::clock::{now_ms, rfc3339};
 use crate::fsutil::{json_bytes, write_atomic, write_json_atomic};
 use crate::hcloud::{Client, Config, Environment};
@@ -75,6 +75,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Append a PH3-02 run (its facts as JSON on stdin, from playbooks/ph3-02.yml)
+    /// to ph3_02_report.json and rewrite ph3_02_report.md.
+    Report {
+        /// The folder of the report files (default: the fleet's servers/ folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// How long `existing` and `diff` may take against the API, retries included.
@@ -91,8 +98,20 @@ pub fn run(cli: Cli, env: &Environment) -> Result<()> {
                 let inv = list(&paths)?;
                 print_json(inv["_meta"]["hostvars"].get(&name).unwrap_or(&json!({})))
             }
-            None => Err(anyhow!("nothing to do: use --list, --host NAME, or a command (plan, existing, diff); see --help")),
+            None => Err(anyhow!("nothing to do: use --list, --host NAME, or a command (plan, existing, diff, report); see --help")),
         },
+        Some(Command::Report { dir }) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read the run's facts from stdin")?;
+            let facts: report::RunFacts = serde_json::from_str(&text)
+                .context("the run's facts on stdin are not what playbooks/ph3-02.yml sends")?;
+            let dir = dir.unwrap_or_else(|| paths.diff.parent().map(Path::to_path_buf).unwrap_or_default());
+            let (json_path, md_path) = (dir.join("ph3_02_report.json"), dir.join("ph3_02_report.md"));
+            let runs = report::append(&json_path, &md_path, report::record(&facts, rfc3339(now_ms())))?;
+            println!("recorded run {runs} in {} and {}", json_path.display(), md_path.display());
+            Ok(())
+        }
         Some(Command::Plan { output, json }) => {
             let plan = load_plan_from_fleet(&paths)?;
             let out = output.unwrap_or(paths.plan);

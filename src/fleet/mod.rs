@@ -17,6 +17,7 @@ pub mod diff;
 pub mod inventory;
 pub mod paths;
 pub mod plan;
+pub mod report;
 pub mod reviewed;
 pub mod rules;
 pub mod servers;

@@ -77,7 +77,7 @@ pub struct Config {
     /// Delay between polls of running actions.
     pub poll: Backoff,
     pub user_agent: String,
-    /// With fewer requests left than this, wait for one to refill before the next (0: never).
+    /// With fewer requests left than this, space requests one refill apart (0: never).
     pub pace_below: u64,
     /// At most this many pages of one list.
     pub max_pages: u32,
@@ -165,6 +165,16 @@ pub struct Created {
     pub adopted: bool,
 }
 
+/// How a batch of actions ended ([`Client::wait_all`]).
+#[derive(Debug, Clone, Default)]
+pub struct Waited {
+    /// The actions that finished, `success` or `error`.
+    pub finished: Vec<Action>,
+    /// Ids still running when the time ran out.
+    pub running: Vec<i64>,
+    pub waited: Duration,
+}
+
 /// The blocking API client.
 pub struct Client {
     http: reqwest::blocking::Client,
@@ -173,6 +183,17 @@ pub struct Client {
     redactor: Redactor,
     stats: Mutex<Stats>,
     rng: Mutex<StdRng>,
+    budget: Mutex<Budget>,
+}
+
+/// The request budget as the last answer reported it, counted down by the
+/// requests sent since.
+#[derive(Debug, Default)]
+struct Budget {
+    remaining: Option<u64>,
+    refill: Duration,
+    /// The earliest time the next paced request may go.
+    next_slot: Option<Instant>,
 }
 
 /// One answer: status, correlation id and JSON body (`Null` for 204).
@@ -204,6 +225,7 @@ impl Client {
             cfg,
             stats: Mutex::default(),
             rng: Mutex::new(StdRng::from_entropy()),
+            budget: Mutex::default(),
         })
     }
 
@@ -433,6 +455,23 @@ impl Client {
     /// once. When `timeout` (or the client's deadline) runs out, the ids
     /// still running are reported. Returns the finished actions.
     pub fn wait_for(&self, actions: &[Action], timeout: Duration) -> Result<Vec<Action>, Error> {
+        let waited = self.wait_all(actions, timeout)?;
+        if !waited.running.is_empty() {
+            return Err(Error::ActionTimeout {
+                running: waited.running,
+                waited: waited.waited,
+            });
+        }
+        if let Some(failed) = waited.finished.iter().find(|a| a.status == "error") {
+            return Err(self.action_error(failed));
+        }
+        Ok(waited.finished)
+    }
+
+    /// Waits for many actions at once (batched polls of 25 ids) and reports
+    /// each one's end: finished (`success` or `error`) or still running when
+    /// `timeout` or the deadline ran out. Only a failed poll is an error.
+    pub fn wait_all(&self, actions: &[Action], timeout: Duration) -> Result<Waited, Error> {
         let clock = &self.cfg.clock;
         let started = clock.now();
         let timeout = timeout.min(self.remaining());
@@ -453,7 +492,11 @@ impl Client {
                 .delay(polls, &mut *self.rng.lock().expect("rng lock"));
             let waited = clock.now().saturating_duration_since(started);
             if waited + pause > timeout {
-                return Err(Error::ActionTimeout { running, waited });
+                return Ok(Waited {
+                    finished: done.into_values().collect(),
+                    running,
+                    waited,
+                });
             }
             clock.sleep(pause);
             polls += 1;
@@ -477,22 +520,28 @@ impl Client {
                 }
             }
         }
-        if let Some(failed) = done.values().find(|a| a.status == "error") {
-            let err = failed.error.clone().unwrap_or(super::types::ActionError {
-                code: ApiCode::ActionFailed.to_string(),
-                message: "action failed".into(),
-            });
-            return Err(Error::ActionFailed {
-                action_id: failed.id,
-                command: failed.command.clone(),
-                code: err.code,
-                message: self.redactor.scrub(&err.message),
-            });
+        Ok(Waited {
+            finished: actions
+                .iter()
+                .filter_map(|a| done.get(&a.id).cloned())
+                .collect(),
+            running,
+            waited: clock.now().saturating_duration_since(started),
+        })
+    }
+
+    /// The error of an action that ended in `error`.
+    pub fn action_error(&self, failed: &Action) -> Error {
+        let err = failed.error.clone().unwrap_or(super::types::ActionError {
+            code: ApiCode::ActionFailed.to_string(),
+            message: "action failed".into(),
+        });
+        Error::ActionFailed {
+            action_id: failed.id,
+            command: failed.command.clone(),
+            code: err.code,
+            message: self.redactor.scrub(&err.message),
         }
-        Ok(actions
-            .iter()
-            .filter_map(|a| done.get(&a.id).cloned())
-            .collect())
     }
 
     // ---- transport -------------------------------------------------------------
@@ -613,6 +662,26 @@ impl Client {
         }
     }
 
+    /// Takes one request from the budget the last answers reported, shared
+    /// by every thread using this client. With fewer than `pace_below` left,
+    /// requests are spaced one refill apart (each thread reserves its own
+    /// slot), so concurrent workers slow down together instead of running
+    /// into 429s. Returns how long to wait before sending.
+    fn reserve_slot(&self) -> Duration {
+        let now = self.cfg.clock.now();
+        let mut budget = self.budget.lock().expect("budget lock");
+        let Some(left) = budget.remaining else {
+            return Duration::ZERO;
+        };
+        budget.remaining = Some(left.saturating_sub(1));
+        if left >= self.cfg.pace_below {
+            return Duration::ZERO;
+        }
+        let slot = budget.next_slot.filter(|s| *s > now).unwrap_or(now);
+        budget.next_slot = Some(slot + budget.refill);
+        slot - now
+    }
+
     /// The wait after the `n`-th 429 in a row: at least one refill; when
     /// 429s keep coming (many clients share the budget), a draw up to
     /// 2^(n-1) refills, never past the time the bucket is full again nor a
@@ -650,6 +719,10 @@ impl Client {
                 self.deadline_error(format!("sending {request_line}"), None),
             ));
         }
+        let pause = self.reserve_slot();
+        if !pause.is_zero() {
+            self.cfg.clock.sleep(pause.min(remaining));
+        }
         *self
             .stats
             .lock()
@@ -673,6 +746,11 @@ impl Client {
             .send()
             .map_err(|e| SendError::boxed(self.transport_error(request_line, &e)))?;
         let pacing = self.rate_limit(&resp);
+        if let Some((remaining, refill)) = pacing.as_ref().and_then(|p| p.budget) {
+            let mut budget = self.budget.lock().expect("budget lock");
+            budget.remaining = Some(remaining);
+            budget.refill = refill;
+        }
         let status = resp.status().as_u16();
         if (300..400).contains(&status) {
             return Err(SendError::boxed(Error::Redirect {
@@ -687,9 +765,6 @@ impl Client {
             header(&resp, "content-type").is_some_and(|c| c.starts_with("application/json"));
         let text = self.read_body(request_line, resp)?;
         if (200..300).contains(&status) {
-            if let Some(p) = pacing.as_ref().and_then(|p| p.low_budget) {
-                self.cfg.clock.sleep(p.min(self.remaining()));
-            }
             if text.trim().is_empty() {
                 return Ok(Answer { body: Value::Null });
             }
@@ -787,7 +862,7 @@ impl Client {
         };
         if resp.status().as_u16() == 429 {
             return Some(Pacing {
-                low_budget: None,
+                budget: Some((remaining, refill)),
                 limited: Some(RateHint {
                     next_in: until_reset
                         .map_or(refill, |u| refill.min(u))
@@ -798,7 +873,7 @@ impl Client {
             });
         }
         Some(Pacing {
-            low_budget: (remaining < self.cfg.pace_below).then_some(refill),
+            budget: Some((remaining, refill)),
             limited: None,
         })
     }
@@ -839,8 +914,8 @@ impl Client {
 
 /// What the `RateLimit-*` headers of one answer ask for.
 struct Pacing {
-    /// After a success with few requests left: wait this long.
-    low_budget: Option<Duration>,
+    /// Requests left, and how long one takes to refill.
+    budget: Option<(u64, Duration)>,
     /// After a 429.
     limited: Option<RateHint>,
 }

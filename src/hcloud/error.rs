@@ -42,7 +42,7 @@ pub enum TransportKind {
 }
 
 /// Everything that can go wrong talking to the API.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The API answered with an error envelope.
     #[error("{0}")]

@@ -15,7 +15,7 @@ pub mod policy;
 pub mod rules;
 pub mod types;
 
-pub use client::{Client, Config};
+pub use client::{Client, Config, VolumeFilter, Waited};
 pub use code::ApiCode;
 pub use environment::Environment;
 pub use error::{ApiError, Error};

@@ -1,4 +1,5 @@
-//! Carries out a plan through the API, waiting for each action when asked.
+//! Carries out planned steps through the API, one volume at a time; the
+//! single-volume module and the fleet module both run their steps here.
 //!
 //! A retried request whose first attempt took effect (its answer was lost)
 //! can meet a refusal that only says the work is already done: an attach to
@@ -9,12 +10,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::hcloud::types::{Action, CreateVolumeRequest};
+use crate::hcloud::types::{Action, Volume};
 use crate::hcloud::{ApiCode, Client, Error};
 
 use super::failure::{self, code_of, Code, Refusal};
-use super::params::{Expect, Params};
-use super::plan::{self, Plan, Step, VolumeView};
+use super::params::Expect;
+use super::plan::{self, PlannedStep, Step, VolumeView};
 
 /// A step that failed, after the ones listed in `done`.
 #[derive(Debug)]
@@ -27,7 +28,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn api(step: &str, error: Error, done: &[String]) -> Box<Self> {
+    /// A failed request (or action) of `step`.
+    pub fn api(step: &str, error: Error, done: &[String]) -> Box<Self> {
         Box::new(Failure {
             step: step.to_string(),
             code: code_of(&error),
@@ -37,7 +39,8 @@ impl Failure {
         })
     }
 
-    fn refused(step: &str, refusal: Refusal, done: &[String]) -> Box<Self> {
+    /// A refusal decided at `step`.
+    pub fn refused(step: &str, refusal: Refusal, done: &[String]) -> Box<Self> {
         Box::new(Failure {
             step: step.to_string(),
             code: refusal.code,
@@ -58,104 +61,116 @@ impl Failure {
     }
 }
 
-/// The result of applying a plan.
-#[derive(Debug)]
+/// The result of applying steps.
+#[derive(Debug, Default)]
 pub struct Applied {
-    pub volume: Option<VolumeView>,
+    /// The volume's id (a created volume's new id).
+    pub id: Option<i64>,
+    /// The actions of the last step, still to wait for (the caller decides
+    /// how: one by one, or batched with other volumes').
+    pub pending: Vec<Action>,
+    /// The steps carried out, in order.
+    pub done: Vec<String>,
     pub warnings: Vec<String>,
 }
 
-/// Runs every step in order; returns the volume as it ends up.
-pub fn apply(client: &Client, p: &Params, plan: &Plan) -> Result<Applied, Box<Failure>> {
-    let mut id = plan.before.as_ref().and_then(|v| v.id);
-    let mut warnings = Vec::new();
-    let mut done = Vec::new();
-    for planned in &plan.steps {
-        let vid = id.unwrap_or_default();
-        let wait = |actions: &[Action]| -> Result<(), Error> {
-            if p.wait {
-                // The client's deadline (wait_timeout) bounds the wait.
-                client.wait_for(actions, Duration::MAX)?;
+/// Runs the steps in order on volume `id` (`None` before a create). The
+/// actions of each step finish before the next step starts; those of the
+/// last step are returned in [`Applied::pending`]. Everything a step needs is
+/// in the step.
+pub fn apply(
+    client: &Client,
+    id: Option<i64>,
+    steps: &[PlannedStep],
+) -> Result<Applied, Box<Failure>> {
+    let mut applied = Applied {
+        id,
+        ..Applied::default()
+    };
+    for (i, planned) in steps.iter().enumerate() {
+        let failed = |e: Error, done: &[String]| Failure::api(&planned.text, e, done);
+        let actions = run_step(client, &mut applied, planned)?;
+        if i + 1 < steps.len() {
+            // The client's deadline (wait_timeout) bounds the wait.
+            client
+                .wait_for(&actions, Duration::MAX)
+                .map_err(|e| failed(e, &applied.done))?;
+        } else {
+            applied.pending = actions;
+        }
+        applied.done.push(planned.text.clone());
+    }
+    Ok(applied)
+}
+
+/// Sends one step's request; returns the actions it started.
+fn run_step(
+    client: &Client,
+    applied: &mut Applied,
+    planned: &PlannedStep,
+) -> Result<Vec<Action>, Box<Failure>> {
+    let vid = applied.id.unwrap_or_default();
+    let done = applied.done.clone();
+    let failed = |e: Error| Failure::api(&planned.text, e, &done);
+    match &planned.step {
+        Step::Create { request } => {
+            let created = client.create_volume(request).map_err(failed)?;
+            applied.id = Some(created.volume.id);
+            if created.adopted {
+                applied.warnings.push(format!(
+                    "the answer to creating {} was lost; the retry found the volume it had created ({}) and adopted it",
+                    request.name, created.volume.id
+                ));
             }
-            Ok(())
-        };
-        let outcome = match &planned.step {
-            Step::Create { location, server } => {
-                let req = CreateVolumeRequest {
-                    name: p.name.clone().unwrap_or_default(),
-                    size: p.size.unwrap_or_default() as u32,
-                    server: server.as_ref().map(|s| s.id),
-                    location: server.is_none().then(|| location.clone()),
-                    labels: p.labels.clone(),
-                    automount: server.as_ref().map(|_| p.automount),
-                    format: p.format.map(|f| f.as_str().to_string()),
-                };
-                client.create_volume(&req).and_then(|created| {
-                    id = Some(created.volume.id);
-                    if created.adopted {
-                        warnings.push(format!(
-                            "the answer to creating {} was lost; the retry found the volume it had created ({}) and adopted it",
-                            req.name, created.volume.id
-                        ));
-                    }
-                    wait(&created.actions)
-                })
+            Ok(created.actions)
+        }
+        Step::Update { name, labels } => client
+            .update_volume(vid, name.as_deref(), labels.as_ref())
+            .map(|_| Vec::new())
+            .map_err(failed),
+        Step::Resize { size } => client
+            .resize_volume(vid, *size)
+            .map(|a| vec![a])
+            .map_err(failed),
+        Step::Protect { delete } => client
+            .change_volume_protection(vid, *delete)
+            .map(|a| vec![a])
+            .map_err(failed),
+        Step::Detach { .. } => match client.detach_volume(vid) {
+            Ok(a) => Ok(vec![a]),
+            Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
+                Ok(Vec::new())
             }
-            Step::Update { name, labels } => client
-                .update_volume(vid, name.as_deref(), labels.as_ref())
-                .map(|_| ()),
-            Step::Resize { size } => client.resize_volume(vid, *size).and_then(|a| wait(&[a])),
-            Step::Protect { delete } => client
-                .change_volume_protection(vid, *delete)
-                .and_then(|a| wait(&[a])),
-            Step::Detach { .. } => match client.detach_volume(vid).and_then(|a| wait(&[a])) {
-                Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
-                    Ok(())
-                }
-                other => other,
-            },
-            Step::Attach { to } => match client
-                .attach_volume(vid, to.id, Some(p.automount))
-                .and_then(|a| wait(&[a]))
-            {
+            Err(e) => Err(failed(e)),
+        },
+        Step::Attach { to, automount } => {
+            match client.attach_volume(vid, to.id, Some(*automount)) {
+                Ok(a) => Ok(vec![a]),
                 Err(e)
                     if e.is(&ApiCode::VolumeAlreadyAttached)
                         && attached(client, vid)? == Some(to.id) =>
                 {
-                    Ok(())
+                    Ok(Vec::new())
                 }
-                other => other,
-            },
-            Step::Delete => {
-                // Time has passed since the plan was checked (a detach, an
-                // unprotect): check it again, right before the delete.
-                let recheck = p.expect.as_ref().filter(|_| !done.is_empty());
-                if let Some(expect) = recheck {
-                    still_as_reviewed(client, expect, vid, &planned.text, &done)?;
-                }
-                match client.delete_volume(vid) {
-                    Err(e) if e.is_not_found() => Ok(()),
-                    other => other,
-                }
+                Err(e) => Err(failed(e)),
             }
-        };
-        outcome.map_err(|e| Failure::api(&planned.text, e, &done))?;
-        done.push(planned.text.clone());
-    }
-    let volume = match (id, &plan.after) {
-        (Some(id), Some(after)) if p.wait => {
-            let fresh = client
-                .get_volume(id)
-                .map_err(|e| Failure::api("read the result", e, &done))?;
-            fresh.map(|v| VolumeView::of(&v, after.server_name.clone()))
         }
-        (Some(id), Some(after)) => Some(VolumeView {
-            id: Some(id),
-            ..after.clone()
-        }),
-        _ => None,
-    };
-    Ok(Applied { volume, warnings })
+        Step::Delete { recheck } => {
+            // Time has passed since the plan was checked (a detach, an
+            // unprotect): check it again, right before the delete.
+            if let Some(expect) = recheck {
+                let fresh = client
+                    .get_volume(vid)
+                    .map_err(|e| Failure::api("re-read the volume before deleting it", e, &done))?;
+                still_as_reviewed(expect, fresh.as_ref())
+                    .map_err(|r| Failure::refused(&planned.text, r, &done))?;
+            }
+            match client.delete_volume(vid) {
+                Err(e) if !e.is_not_found() => Err(failed(e)),
+                _ => Ok(Vec::new()),
+            }
+        }
+    }
 }
 
 /// The server a volume is attached to now (fresh read).
@@ -166,22 +181,14 @@ fn attached(client: &Client, id: i64) -> Result<Option<i64>, Box<Failure>> {
         .map_err(|e| Failure::api("re-read the volume", e, &[]))
 }
 
-/// Reads the volume again and fails with `stale_plan` unless it is still the
-/// reviewed one, now attached to no server.
-fn still_as_reviewed(
-    client: &Client,
-    expect: &Expect,
-    id: i64,
-    step: &str,
-    done: &[String],
-) -> Result<(), Box<Failure>> {
-    let fresh = client
-        .get_volume(id)
-        .map_err(|e| Failure::api("re-read the volume before deleting it", e, done))?;
+/// Checks a fresh read of a volume about to be deleted: it must still be the
+/// reviewed one, now attached to no server (the detach is done). A volume
+/// that is gone is fine. Otherwise: `stale_plan`.
+pub fn still_as_reviewed(expect: &Expect, fresh: Option<&Volume>) -> Result<(), Refusal> {
     let Some(v) = fresh else {
         return Ok(());
     };
-    let mut view = VolumeView::of(&v, None);
+    let mut view = VolumeView::of(v, None);
     let mut found = Vec::new();
     if let Some(server) = view.server.take() {
         found.push(format!(
@@ -192,5 +199,5 @@ fn still_as_reviewed(
     if found.is_empty() {
         return Ok(());
     }
-    Err(Failure::refused(step, plan::stale(&view, &found), done))
+    Err(plan::stale(&view, &found))
 }

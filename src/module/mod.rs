@@ -4,6 +4,7 @@
 //! one place that looks at check mode.
 
 pub mod apply;
+pub mod binary;
 pub mod failure;
 pub mod observe;
 pub mod params;
@@ -75,27 +76,12 @@ fn execute(client: &Client, inv: &Invocation, p: &Params) -> Result<Value, Faile
     let volume = if inv.settings.check_mode || !changed {
         plan.after.clone()
     } else {
-        match apply::apply(client, p, &plan) {
-            Ok(applied) => {
-                warnings.extend(applied.warnings);
-                applied.volume
+        match finish(client, p, &plan) {
+            Ok((view, applied_warnings)) => {
+                warnings.extend(applied_warnings);
+                view
             }
-            Err(f) => {
-                let mut msg = f.msg.clone();
-                if !f.done.is_empty() {
-                    msg = format!(
-                        "{}. Done before the failure: {}. Rerun the task to finish",
-                        msg.trim_end_matches('.'),
-                        f.done.join("; ")
-                    );
-                }
-                return Err(Failed {
-                    msg,
-                    failure: f.details(),
-                    // The steps before the failure did change the volume.
-                    changed: !f.done.is_empty(),
-                });
-            }
+            Err(f) => return Err(Failed::from_failure(&f)),
         }
     };
     let subject = plan.before.as_ref().or(plan.after.as_ref()).map_or_else(
@@ -118,7 +104,7 @@ fn execute(client: &Client, inv: &Invocation, p: &Params) -> Result<Value, Faile
     let mut result = json!({
         "changed": changed,
         "created": has(|s| matches!(s, Step::Create { .. })),
-        "deleted": has(|s| matches!(s, Step::Delete)),
+        "deleted": has(|s| matches!(s, Step::Delete { .. })),
         "volume": volume,
         "actions": texts,
         "msg": msg,
@@ -129,6 +115,36 @@ fn execute(client: &Client, inv: &Invocation, p: &Params) -> Result<Value, Faile
     }
     add_invocation(&mut result, &inv.module_args, inv.settings);
     Ok(result)
+}
+
+/// Applies the plan, waits for its last actions (with `wait`) and reads the
+/// volume as it ends up.
+fn finish(
+    client: &Client,
+    p: &Params,
+    plan: &Plan,
+) -> Result<(Option<VolumeView>, Vec<String>), Box<apply::Failure>> {
+    let before = plan.before.as_ref().and_then(|v| v.id);
+    let applied = apply::apply(client, before, &plan.steps)?;
+    let last = applied.done.last().cloned().unwrap_or_default();
+    let earlier = &applied.done[..applied.done.len().saturating_sub(1)];
+    let view = match (applied.id, &plan.after) {
+        (Some(id), Some(after)) if p.wait => {
+            client
+                .wait_for(&applied.pending, Duration::MAX)
+                .map_err(|e| apply::Failure::api(&last, e, earlier))?;
+            let fresh = client
+                .get_volume(id)
+                .map_err(|e| apply::Failure::api("read the result", e, &applied.done))?;
+            fresh.map(|v| VolumeView::of(&v, after.server_name.clone()))
+        }
+        (Some(id), Some(after)) => Some(VolumeView {
+            id: Some(id),
+            ..after.clone()
+        }),
+        _ => None,
+    };
+    Ok((view, applied.warnings))
 }
 
 /// The `diff` of the result: user-visible attributes before and after.
@@ -156,6 +172,24 @@ struct Failed {
 }
 
 impl Failed {
+    /// A failed step, with the steps done before it.
+    fn from_failure(f: &apply::Failure) -> Self {
+        let mut msg = f.msg.clone();
+        if !f.done.is_empty() {
+            msg = format!(
+                "{}. Done before the failure: {}. Rerun the task to finish",
+                msg.trim_end_matches('.'),
+                f.done.join("; ")
+            );
+        }
+        Failed {
+            msg,
+            failure: f.details(),
+            // The steps before the failure did change the volume.
+            changed: !f.done.is_empty(),
+        }
+    }
+
     /// A failure before any change (bad options, a lookup, a refusal).
     fn refused(r: Refusal) -> Self {
         Failed {

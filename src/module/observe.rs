@@ -1,20 +1,49 @@
 //! Reads what the plan needs: the volume, the server the task names, and the
-//! name of the server the volume is attached to. A run with nothing to change
-//! costs at most two requests.
+//! name of the server the volume is attached to, from a [`Source`]: the API
+//! one request at a time (`kbv3_volume`: a run with nothing to change costs
+//! at most two requests), or lists read once for a whole fleet
+//! (`kbv3_volumes`).
 //!
 //! Identity is checked here: a name lookup must find exactly that name, and
 //! for `detached`/`absent` an `id` and a `name` given together must name the
 //! same volume.
 
-use crate::hcloud::types::Volume;
+use crate::hcloud::types::{Server, Volume};
 use crate::hcloud::{Client, Error};
 
 use super::failure::{Code, Refusal};
 use super::params::{Params, State};
 use super::plan::{Observed, ServerRef, TargetServer};
 
+/// Where volumes and servers are looked up.
+pub trait Source {
+    /// The volume with this id, or `None`.
+    fn volume(&self, id: i64) -> Result<Option<Volume>, Error>;
+    /// The volumes named exactly `name`.
+    fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, Error>;
+    /// The server with this id, or `None`.
+    fn server(&self, id: i64) -> Result<Option<Server>, Error>;
+    /// The server named exactly `name`, or `None`.
+    fn server_named(&self, name: &str) -> Result<Option<Server>, Error>;
+}
+
+impl Source for Client {
+    fn volume(&self, id: i64) -> Result<Option<Volume>, Error> {
+        self.get_volume(id)
+    }
+    fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, Error> {
+        Client::volumes_named(self, name)
+    }
+    fn server(&self, id: i64) -> Result<Option<Server>, Error> {
+        self.get_server(id)
+    }
+    fn server_named(&self, name: &str) -> Result<Option<Server>, Error> {
+        self.server_by_name(name)
+    }
+}
+
 /// Reads the volume, the target server and the attached server's name.
-pub fn observe(client: &Client, p: &Params) -> Result<Observed, Refusal> {
+pub fn observe(client: &dyn Source, p: &Params) -> Result<Observed, Refusal> {
     let what = p
         .name
         .clone()
@@ -22,7 +51,7 @@ pub fn observe(client: &Client, p: &Params) -> Result<Observed, Refusal> {
     let read = |e: Error| Refusal::api(&format!("cannot read volume {what}"), &e);
     let volume = match (p.id, p.name.as_deref()) {
         (Some(id), name) => {
-            let by_id = client.get_volume(id).map_err(read)?;
+            let by_id = client.volume(id).map_err(read)?;
             match name.filter(|_| p.state != State::Present) {
                 Some(name) => same_volume(client, id, name, by_id)?,
                 None => by_id,
@@ -41,7 +70,7 @@ pub fn observe(client: &Client, p: &Params) -> Result<Observed, Refusal> {
             Some(t) => Some(t.server.clone()),
             None => {
                 let name = client
-                    .get_server(id)
+                    .server(id)
                     .map_err(|e| {
                         Refusal::api(
                             &format!("cannot read server {id} that volume {what} is attached to"),
@@ -62,7 +91,7 @@ pub fn observe(client: &Client, p: &Params) -> Result<Observed, Refusal> {
 
 /// The one volume with exactly this name, or `None`. Two answers is an error:
 /// the module never guesses which volume a name meant.
-fn volume_named(client: &Client, name: &str) -> Result<Option<Volume>, Refusal> {
+fn volume_named(client: &dyn Source, name: &str) -> Result<Option<Volume>, Refusal> {
     let found = client
         .volumes_named(name)
         .map_err(|e| Refusal::api(&format!("cannot read volume {name}"), &e))?;
@@ -86,7 +115,7 @@ fn volume_named(client: &Client, name: &str) -> Result<Option<Volume>, Refusal> 
 
 /// Checks that `id` and `name` name the same volume (`by_id` is what `id` found).
 fn same_volume(
-    client: &Client,
+    client: &dyn Source,
     id: i64,
     name: &str,
     by_id: Option<Volume>,
@@ -112,16 +141,16 @@ fn same_volume(
 
 /// A server by name or id, like the official tools: an all-digit value is
 /// tried as an id first, then as a name.
-fn resolve_server(client: &Client, spec: &str) -> Result<TargetServer, Refusal> {
+fn resolve_server(client: &dyn Source, spec: &str) -> Result<TargetServer, Refusal> {
     let failed = |e: Error| Refusal::api(&format!("cannot look up server {spec}"), &e);
     let by_id = match spec.parse::<i64>() {
-        Ok(id) => client.get_server(id).map_err(failed)?,
+        Ok(id) => client.server(id).map_err(failed)?,
         Err(_) => None,
     };
     let server = match by_id {
         Some(s) => s,
         None => client
-            .server_by_name(spec)
+            .server_named(spec)
             .map_err(failed)?
             .ok_or_else(|| Refusal::new(Code::NotFound, format!("server '{spec}' not found in the project; check the server option (a name or an id)")))?,
     };

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -173,8 +174,8 @@ pub struct Settings {
 
 /// Everything read from the args file.
 #[derive(Debug, Clone)]
-pub struct Invocation {
-    pub params: Params,
+pub struct Invocation<P = Params> {
+    pub params: P,
     pub settings: Settings,
     /// The options as given, for `invocation.module_args` (token masked).
     pub module_args: Map<String, Value>,
@@ -184,9 +185,9 @@ pub struct Invocation {
 /// The name Ansible shows for masked secrets.
 pub const MASK: &str = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER";
 
-/// The option names, from the schema.
-pub fn option_names() -> Vec<String> {
-    let schema = schemars::schema_for!(Params);
+/// The option names of `P`, from its schema.
+pub fn option_names_of<P: JsonSchema>() -> Vec<String> {
+    let schema = schemars::schema_for!(P);
     schema
         .schema
         .object
@@ -194,8 +195,25 @@ pub fn option_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Parses the args JSON. The error is the message for the user.
+/// The option names of `kbv3_volume`.
+pub fn option_names() -> Vec<String> {
+    option_names_of::<Params>()
+}
+
+/// Parses the args JSON of `kbv3_volume`. The error is the message for the user.
 pub fn parse(args: &Value) -> Result<Invocation, String> {
+    let mut inv = parse_as::<Params>(args, "kbv3_volume")?;
+    check(&inv.params, &mut inv.warnings)?;
+    Ok(inv)
+}
+
+/// Parses the args JSON of `module` into its options `P`, as `AnsibleModule`
+/// would: the `_ansible_*` settings, unknown options, lenient conversions,
+/// the token masked in `module_args`.
+pub fn parse_as<P: DeserializeOwned + JsonSchema>(
+    args: &Value,
+    module: &str,
+) -> Result<Invocation<P>, String> {
     let Value::Object(all) = args else {
         return Err("the module arguments must be a JSON object".into());
     };
@@ -216,7 +234,7 @@ pub fn parse(args: &Value) -> Result<Invocation, String> {
         no_log: setting("_ansible_no_log")?,
     };
     let flag = |key: &str| all.get(key).is_some_and(|v| truthy(v).unwrap_or(false));
-    let known = option_names();
+    let known = option_names_of::<P>();
     let mut options = Map::new();
     let mut unknown = Vec::new();
     for (k, v) in all {
@@ -238,18 +256,17 @@ pub fn parse(args: &Value) -> Result<Invocation, String> {
             ));
         } else {
             return Err(format!(
-                "Unsupported parameters for (kbv3_volume) module: {}. Supported parameters include: {}.",
+                "Unsupported parameters for ({module}) module: {}. Supported parameters include: {}.",
                 unknown.join(", "),
                 known.join(", ")
             ));
         }
     }
-    let params: Params =
+    let params: P =
         serde_path_to_error::deserialize(Value::Object(options.clone())).map_err(|e| {
             let path = e.path().to_string();
             format!("argument '{path}': {}", e.into_inner())
         })?;
-    check(&params, &mut warnings)?;
     let mut module_args = options;
     if module_args.contains_key("api_token") {
         module_args.insert("api_token".into(), Value::String(MASK.into()));
@@ -263,7 +280,7 @@ pub fn parse(args: &Value) -> Result<Invocation, String> {
 }
 
 /// Rules between options, and values the API would refuse.
-fn check(p: &Params, warnings: &mut Vec<String>) -> Result<(), String> {
+pub fn check(p: &Params, warnings: &mut Vec<String>) -> Result<(), String> {
     if p.name.is_none() && p.id.is_none() {
         return Err("one of the following is required: name, id".into());
     }
@@ -406,10 +423,10 @@ fn opt<'de, D: Deserializer<'de>, T>(
     }
 }
 
-fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     opt(d, to_text)
 }
-fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     opt(d, to_int)
 }
 fn expect_server<'de, D: Deserializer<'de>>(d: D) -> Result<ExpectServer, D::Error> {
@@ -418,13 +435,13 @@ fn expect_server<'de, D: Deserializer<'de>>(d: D) -> Result<ExpectServer, D::Err
         v => custom(to_text(&v).map(ExpectServer::Attached)),
     }
 }
-fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub(crate) fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     opt(d, truthy)
 }
-fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(crate) fn int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     custom(to_int(&Value::deserialize(d)?))
 }
-fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+pub(crate) fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     custom(truthy(&Value::deserialize(d)?))
 }
 
@@ -447,13 +464,13 @@ fn state<'de, D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
     custom(choice(&Value::deserialize(d)?, &choices))
 }
 
-fn format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Format>, D::Error> {
+pub(crate) fn format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Format>, D::Error> {
     opt(d, |v| {
         choice(v, &[("ext4", Format::Ext4), ("xfs", Format::Xfs)])
     })
 }
 
-fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Labels>, D::Error> {
+pub(crate) fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Labels>, D::Error> {
     opt(d, |v| {
         let Value::Object(m) = v else {
             return Err(format!("{v} is not a dictionary of labels"));

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::hcloud::types::{Labels, Volume};
+use crate::hcloud::types::{CreateVolumeRequest, Labels, Volume};
 
 use super::failure::{Code, Refusal};
 use super::params::{Expect, ExpectServer, Params, State};
@@ -38,12 +38,12 @@ pub struct Observed {
     pub target: Option<TargetServer>,
 }
 
-/// One change, in the order it must happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One change, in the order it must happen. Each step carries everything
+/// the API call needs, so applying a plan never reads the options again.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     Create {
-        location: String,
-        server: Option<ServerRef>,
+        request: CreateVolumeRequest,
     },
     Update {
         name: Option<String>,
@@ -57,11 +57,16 @@ pub enum Step {
     },
     Attach {
         to: ServerRef,
+        automount: bool,
     },
     Protect {
         delete: bool,
     },
-    Delete,
+    /// `recheck`: the reviewed state, read again right before the delete
+    /// when other steps (a detach) came first.
+    Delete {
+        recheck: Option<Expect>,
+    },
 }
 
 /// The user-visible state of a volume, as returned in `volume`.
@@ -124,7 +129,7 @@ impl VolumeView {
 }
 
 /// A planned step and its description in words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlannedStep {
     pub step: Step,
     pub text: String,
@@ -324,7 +329,7 @@ impl Planner {
         }
         self.view = Some(VolumeView {
             id: None,
-            name,
+            name: name.clone(),
             size,
             location: location.clone(),
             server: server.as_ref().map(|s| s.id),
@@ -336,7 +341,16 @@ impl Planner {
             delete_protection: false,
             created: None,
         });
-        self.push(Step::Create { location, server }, text);
+        let request = CreateVolumeRequest {
+            name: name.clone(),
+            size,
+            server: server.as_ref().map(|s| s.id),
+            location: server.is_none().then(|| location.clone()),
+            labels: p.labels.clone(),
+            automount: server.as_ref().map(|_| p.automount),
+            format: p.format.map(|f| f.as_str().to_string()),
+        };
+        self.push(Step::Create { request }, text);
         if p.delete_protection == Some(true) {
             self.protect(true);
         }
@@ -431,22 +445,28 @@ impl Planner {
             )),
             (_, Some(_)) | (Some(_), None) => {
                 self.detach();
-                self.attach_to(&target.server);
+                self.attach_to(&target.server, p.automount);
                 Ok(())
             }
             (None, None) => {
-                self.attach_to(&target.server);
+                self.attach_to(&target.server, p.automount);
                 Ok(())
             }
         }
     }
 
-    fn attach_to(&mut self, to: &ServerRef) {
+    fn attach_to(&mut self, to: &ServerRef, automount: bool) {
         let text = format!("attach {} to {}", self.view().label(), to.name);
         let view = self.view();
         view.server = Some(to.id);
         view.server_name = Some(to.name.clone());
-        self.push(Step::Attach { to: to.clone() }, text);
+        self.push(
+            Step::Attach {
+                to: to.clone(),
+                automount,
+            },
+            text,
+        );
     }
 
     fn detach(&mut self) {
@@ -485,7 +505,8 @@ impl Planner {
             self.protect(false);
         }
         self.detach();
-        self.push(Step::Delete, format!("delete {}", v.label()));
+        let recheck = p.expect.clone().filter(|_| !self.steps.is_empty());
+        self.push(Step::Delete { recheck }, format!("delete {}", v.label()));
         self.view = None;
         Ok(())
     }

@@ -1,10 +1,10 @@
-//! Binds a deletion to the reviewed PH3-01 diff (`diff_file`): the file's
+//! Binds deletions to the reviewed PH3-01 diff (`diff_file`): the file's
 //! confirmation code must be the one the run was confirmed with (`confirm`,
 //! not needed in check mode), the diff must list the volume, and the guard
 //! (`expect`) is the diff's own entry. All of it is decided before the first
-//! request.
+//! request. Shared by `kbv3_volume` (one deletion) and `kbv3_volumes` (many).
 
-use crate::fleet::reviewed;
+use crate::fleet::reviewed::{self, ReviewedDiff};
 
 use super::failure::{Code, Refusal};
 use super::params::{Expect, ExpectServer, Params};
@@ -15,26 +15,60 @@ pub fn bind(p: &Params, check_mode: bool) -> Result<Params, Refusal> {
         return Ok(p.clone());
     };
     let id = p.id.unwrap_or_default();
-    let r = reviewed::load(path.as_ref()).map_err(|e| Refusal::new(Code::InvalidArgument, e))?;
-    if !check_mode && p.confirm.as_deref() != Some(r.code.as_str()) {
-        let given = p
-            .confirm
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .map_or("no confirmation".to_string(), |c| {
-                format!("the confirmation '{c}'")
-            });
-        return Err(Refusal::new(
-            Code::Unconfirmed,
-            format!(
-                "volume {id} is listed for deletion by {} (confirmation code {}), but this run has {given}. \
-                 Nothing was changed. Review the diff, then confirm it with its code (kbv3_confirm_destroy={}).",
-                r.path.display(),
-                r.code,
-                r.code
-            ),
-        ));
+    let r = load(path)?;
+    require_confirmation(
+        &r,
+        p.confirm.as_deref(),
+        check_mode,
+        &format!("volume {id} is listed for deletion by"),
+    )?;
+    Ok(Params {
+        expect: Some(reviewed_expect(&r, id, p.expect.as_ref())?),
+        ..p.clone()
+    })
+}
+
+/// Reads the diff file; an unusable file is an invalid argument.
+pub fn load(path: &str) -> Result<ReviewedDiff, Refusal> {
+    reviewed::load(path.as_ref()).map_err(|e| Refusal::new(Code::InvalidArgument, e))
+}
+
+/// Refuses a real run whose `confirm` is not the diff's code. `what` starts
+/// the message ("volume 7 is listed for deletion by").
+pub fn require_confirmation(
+    r: &ReviewedDiff,
+    confirm: Option<&str>,
+    check_mode: bool,
+    what: &str,
+) -> Result<(), Refusal> {
+    if check_mode || confirm == Some(r.code.as_str()) {
+        return Ok(());
     }
+    let given = confirm
+        .filter(|c| !c.is_empty())
+        .map_or("no confirmation".to_string(), |c| {
+            format!("the confirmation '{c}'")
+        });
+    Err(Refusal::new(
+        Code::Unconfirmed,
+        format!(
+            "{what} {} (confirmation code {}), but this run has {given}. \
+             Nothing was changed. Review the diff, then confirm it with its code (kbv3_confirm_destroy={}).",
+            r.path.display(),
+            r.code,
+            r.code
+        ),
+    ))
+}
+
+/// The guard of volume `id`: the diff's entry in `volumes_to_delete`. A
+/// volume the diff does not list is refused (`not_in_diff`); a `given`
+/// expect must agree with the entry.
+pub fn reviewed_expect(
+    r: &ReviewedDiff,
+    id: i64,
+    given: Option<&Expect>,
+) -> Result<Expect, Refusal> {
     let Some(entry) = r.diff.volumes_to_delete.iter().find(|v| v.id == id) else {
         return Err(Refusal::new(
             Code::NotInDiff,
@@ -54,7 +88,7 @@ pub fn bind(p: &Params, check_mode: bool) -> Result<Params, Refusal> {
             .clone()
             .map_or(ExpectServer::Unattached, ExpectServer::Attached),
     };
-    if p.expect.as_ref().is_some_and(|e| *e != reviewed) {
+    if given.is_some_and(|e| *e != reviewed) {
         return Err(Refusal::new(
             Code::InvalidArgument,
             format!(
@@ -63,8 +97,5 @@ pub fn bind(p: &Params, check_mode: bool) -> Result<Params, Refusal> {
             ),
         ));
     }
-    Ok(Params {
-        expect: Some(reviewed),
-        ..p.clone()
-    })
+    Ok(reviewed)
 }
