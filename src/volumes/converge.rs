@@ -1,9 +1,11 @@
 //! Converges every entry of a fleet run against one [`Index`]:
 //!
 //! 1. plan each entry with the shared planner (pure, from the lists);
-//! 2. run each entry's steps, deletions up to their detach, `concurrency`
-//!    volumes at a time ([`apply`], shared with `kbv3_volume`);
-//! 3. wait for all their last actions at once (batched polls);
+//! 2. run the deletions' steps up to their delete (the detaches), then the
+//!    desired volumes' steps, `concurrency` volumes at a time ([`apply`],
+//!    shared with `kbv3_volume`);
+//! 3. after each of those two stages, wait for all its last actions at once
+//!    (batched polls);
 //! 4. read the volumes again (one paged list): each deletion must still be
 //!    what was reviewed, now detached; this list is also the final read;
 //! 5. delete the deletions that passed, `concurrency` at a time.
@@ -44,8 +46,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn fail(&mut self, f: Box<Failure>) {
-        self.done.extend(f.done.iter().cloned());
-        self.done.dedup();
+        self.done = f.done.clone();
         self.failure = Some(f);
         self.delete = None;
         self.pending.clear();
@@ -64,8 +65,10 @@ pub fn converge(
     if check_mode {
         return outcomes;
     }
-    // 2. Every entry's steps; a deletion stops before its delete.
-    let work: Vec<(usize, Option<i64>, Vec<PlannedStep>)> = outcomes
+    // 2. The deletions up to their delete (detach, unprotect), then the
+    // desired volumes: a server is locked while a volume is detached from
+    // it, so its new volume is attached once the old one is off.
+    let mut work: Vec<Work> = outcomes
         .iter_mut()
         .enumerate()
         .filter_map(|(i, o)| {
@@ -82,23 +85,17 @@ pub fn converge(
             Some((i, o.id, steps)).filter(|(_, _, s)| !s.is_empty())
         })
         .collect();
-    let applied = pool::run(&work, workers, |(_, id, steps)| {
-        apply::apply(client, *id, steps)
-    });
-    for ((i, _, _), result) in work.iter().zip(applied) {
-        let o = &mut outcomes[*i];
-        match result {
-            Ok(a) => {
-                o.id = a.id;
-                o.done = a.done;
-                o.pending = a.pending;
-                o.warnings.extend(a.warnings);
-            }
-            Err(f) => o.fail(f),
-        }
+    let desired: Vec<Work> = work
+        .iter()
+        .filter(|(i, _, _)| entries[*i].kind == Kind::Volume)
+        .cloned()
+        .collect();
+    work.retain(|(i, _, _)| entries[*i].kind == Kind::Deletion);
+    // 3. Each stage's last actions are awaited together.
+    for stage in [work, desired] {
+        run_stage(client, &mut outcomes, &stage, workers);
+        wait_all(client, &mut outcomes);
     }
-    // 3. All last actions at once.
-    wait_all(client, &mut outcomes);
     // 4. One fresh list: the deletions' re-check and everyone's final read.
     let changed = outcomes
         .iter()
@@ -120,36 +117,56 @@ pub fn converge(
         recheck(index, entries, &mut outcomes);
     }
     // 5. The deletions that are still as reviewed.
-    let deletes: Vec<(usize, Option<i64>, Vec<PlannedStep>)> = outcomes
+    let deletes: Vec<Work> = outcomes
         .iter()
         .enumerate()
         .filter_map(|(i, o)| Some((i, o.id, vec![o.delete.clone()?])))
         .collect();
-    let deleted = pool::run(&deletes, workers, |(_, id, steps)| {
-        apply::apply(client, *id, steps)
-    });
-    for ((i, _, _), result) in deletes.iter().zip(deleted) {
-        let o = &mut outcomes[*i];
-        match result {
-            Ok(a) => o.done.extend(a.done),
-            Err(f) => {
-                let mut f = f;
-                f.done = o.done.clone();
-                o.fail(f);
-            }
-        }
-    }
+    run_stage(client, &mut outcomes, &deletes, workers);
     if changed {
         final_views(index, entries, &mut outcomes);
     }
     outcomes
 }
 
-/// Observes (from the index) and plans one entry.
+/// An entry's index, its volume's id and the steps to run.
+type Work = (usize, Option<i64>, Vec<PlannedStep>);
+
+/// Runs the steps of every work item, `workers` volumes at a time; a
+/// failure fails its entry only.
+fn run_stage(client: &Client, outcomes: &mut [Outcome], work: &[Work], workers: usize) {
+    let applied = pool::run(work, workers, |(_, id, steps)| {
+        apply::apply(client, *id, steps)
+    });
+    for ((i, _, _), result) in work.iter().zip(applied) {
+        let o = &mut outcomes[*i];
+        match result {
+            Ok(a) => {
+                o.id = a.id;
+                o.done.extend(a.done);
+                o.pending = a.pending;
+                o.warnings.extend(a.warnings);
+            }
+            Err(mut f) => {
+                f.done = [o.done.clone(), f.done].concat();
+                o.fail(f);
+            }
+        }
+    }
+}
+
+/// Observes (from the index) and plans one entry. A refused entry keeps
+/// the volume as observed, so that its result still names it.
 fn planned(index: &Index, e: &Entry) -> Outcome {
     let mut o = Outcome::default();
-    let result = observe::observe(index, &e.params).and_then(|obs| plan::plan(&e.params, &obs));
-    match result {
+    let observed = match observe::observe(index, &e.params) {
+        Ok(obs) => obs,
+        Err(r) => {
+            o.failure = Some(Failure::refused("observe", r, &[]));
+            return o;
+        }
+    };
+    match plan::plan(&e.params, &observed) {
         Ok(p) => {
             o.id = p.before.as_ref().and_then(|v| v.id);
             o.volume = match e.kind {
@@ -159,7 +176,13 @@ fn planned(index: &Index, e: &Entry) -> Outcome {
             o.warnings = p.warnings.clone();
             o.plan = Some(p);
         }
-        Err(r) => o.failure = Some(Failure::refused("plan", r, &[])),
+        Err(r) => {
+            o.volume = observed
+                .volume
+                .as_ref()
+                .map(|v| VolumeView::of(v, observed.attached_to.as_ref().map(|s| s.name.clone())));
+            o.failure = Some(Failure::refused("plan", r, &[]));
+        }
     }
     o
 }

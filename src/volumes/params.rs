@@ -155,6 +155,25 @@ pub fn entries(p: &VolumesParams, warnings: &mut Vec<String>) -> Result<Vec<Entr
         return Err("argument 'confirm': goes with diff_file (the diff it confirms)".into());
     }
     let mut out = Vec::new();
+    // Deletions first: the order the steps run in, and the order results list them.
+    for (i, d) in p.deletions.iter().enumerate() {
+        let where_ = format!("deletions[{i}]");
+        let Some(id) = d.id else {
+            return Err(format!("{where_}: id is required"));
+        };
+        if d.expect.is_none() && p.diff_file.is_none() {
+            return Err(format!(
+                "{where_} (volume {id}): give expect (what the reviewed plan says the volume is) or diff_file; a deletion without a guard is refused"
+            ));
+        }
+        let params = Params {
+            id: Some(id),
+            expect: d.expect.clone(),
+            ..item_defaults(p, State::Absent)
+        };
+        let host = d.host.clone().unwrap_or_default();
+        out.push(checked(params, host, Kind::Deletion, &where_, warnings)?);
+    }
     for (i, d) in p.volumes.iter().enumerate() {
         let host = d.host.clone().or_else(|| d.server.clone());
         let where_ = format!("volumes[{i}]");
@@ -177,24 +196,6 @@ pub fn entries(p: &VolumesParams, warnings: &mut Vec<String>) -> Result<Vec<Entr
             ..item_defaults(p, State::Present)
         };
         out.push(checked(params, host, Kind::Volume, &where_, warnings)?);
-    }
-    for (i, d) in p.deletions.iter().enumerate() {
-        let where_ = format!("deletions[{i}]");
-        let Some(id) = d.id else {
-            return Err(format!("{where_}: id is required"));
-        };
-        if d.expect.is_none() && p.diff_file.is_none() {
-            return Err(format!(
-                "{where_} (volume {id}): give expect (what the reviewed plan says the volume is) or diff_file; a deletion without a guard is refused"
-            ));
-        }
-        let params = Params {
-            id: Some(id),
-            expect: d.expect.clone(),
-            ..item_defaults(p, State::Absent)
-        };
-        let host = d.host.clone().unwrap_or_default();
-        out.push(checked(params, host, Kind::Deletion, &where_, warnings)?);
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = out

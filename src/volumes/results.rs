@@ -54,10 +54,13 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
     };
     let created = has(&o.done, o, check_mode, |s| matches!(s, Step::Create { .. }));
     let deleted = has(&o.done, o, check_mode, |s| matches!(s, Step::Delete { .. }));
-    let subject = o
-        .volume
-        .as_ref()
-        .map_or_else(|| e.label(), VolumeView::label);
+    let subject = o.volume.as_ref().map_or_else(
+        || match e.params.id {
+            Some(id) => format!("{} ({id})", name(e, o)),
+            None => name(e, o),
+        },
+        VolumeView::label,
+    );
     let msg = match (&o.failure, actions.is_empty(), check_mode) {
         (Some(f), _, _) if o.done.is_empty() => f.msg.clone(),
         (Some(f), _, _) => format!(
@@ -75,7 +78,7 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
     let mut r = json!({
         "host": e.host,
         "kind": e.kind,
-        "name": o.volume.as_ref().map_or_else(|| e.label(), |v| v.name.clone()),
+        "name": name(e, o),
         "changed": !actions.is_empty(),
         "failed": o.failure.is_some() && !is_stale(o),
         "stale": is_stale(o),
@@ -95,11 +98,19 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
         r["diff"] = json!({
             "before": view(&plan.before),
             "after": view(&plan.after),
-            "before_header": format!("{}: volume {subject} (before)", e.host),
-            "after_header": format!("{}: volume {subject} (after)", e.host),
+            "before_header": format!("volume {subject} (before)"),
+            "after_header": format!("volume {subject} (after)"),
         });
     }
     r
+}
+
+/// The volume's name: for a deletion the reviewed one (a rename since the
+/// review is a difference, reported in `msg`), else the current one.
+fn name(e: &Entry, o: &Outcome) -> String {
+    let reviewed = e.params.expect.as_ref().and_then(|x| x.name.clone());
+    let current = o.volume.as_ref().map(|v| v.name.clone());
+    reviewed.or(current).unwrap_or_else(|| e.label())
 }
 
 /// One host: its volume (the first desired one), what was deleted, what was

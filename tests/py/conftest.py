@@ -80,12 +80,12 @@ def run(cmd, env=None, cwd=ROOT, check=False, timeout=600):
     return proc
 
 
-def run_module(args, tmp_path, env=None, prefix=()):
-    """Runs the module binary as Ansible does: an args file in, one JSON
+def run_module(args, tmp_path, env=None, prefix=(), module="kbv3_volume"):
+    """Runs a module binary as Ansible does: an args file in, one JSON
     object on stdout. `prefix` runs it under another command (unshare …)."""
     path = tmp_path / f"args-{next(_counter)}.json"
     path.write_text(json.dumps(args))
-    return subprocess.run([*prefix, str(ROOT / "library" / "kbv3_volume"), str(path)], capture_output=True, text=True,
+    return subprocess.run([*prefix, str(ROOT / "library" / module), str(path)], capture_output=True, text=True,
                           timeout=120, env={**os.environ, **(env or {})})
 
 

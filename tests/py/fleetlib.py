@@ -113,6 +113,10 @@ def recap(stdout):
     return out
 
 
+# The name of PH3-02's API stage (one kbv3_volumes task for the hosts of the play).
+API_STAGE = "Delete the legacy volumes the diff lists, create, fix and attach the kbv3 volumes (one task for all hosts)"
+
+
 def summary(stdout):
     block = stdout[stdout.rindex("TASK [Summarise the run]"):]
     return re.findall(r"- '?([a-z ()]+: [^'\n]+)'?", block)

@@ -1,6 +1,7 @@
 """PH3-01 and PH3-02 end to end: the real playbooks, the real inventory, the
 simulator with loop-device-backed volumes, real mkfs and mount for a subset of
 servers (the rest exercise the API path with the host side skipped)."""
+import json
 import subprocess
 
 # The fleet fixtures are imported for pytest to find them.
@@ -23,6 +24,8 @@ def test_ph3_dry_run_real_run_and_rerun(fleet):
     assert "would delete: 40 legacy volumes, 1710 GB" in summary(dry.stdout)
     assert "+++ after: volume kbv3-minio-01-data (after)" in dry.stdout
     assert mutating(fleet.sim, start) == []
+    report = fleet.fleet / "ph3_02_report.json"
+    assert not report.exists(), "a dry run records nothing"
 
     # The code PH3-01 printed is the one of the file's bytes; the dry run shows it too.
     code = fleet.code()
@@ -51,6 +54,17 @@ def test_ph3_dry_run_real_run_and_rerun(fleet):
     deleted = {int(r["path"].rsplit("/", 1)[1]) for r in fleet.sim.requests() if r["method"] == "DELETE"}
     assert deleted == planned_deletes, "exactly the volumes the diff lists were deleted"
 
+    # The run is recorded: what each host had deleted and created, with the code it acted on.
+    runs = json.loads(report.read_text())
+    assert len(runs) == 1 and runs[0]["confirmation_code"] == code
+    minio = runs[0]["hosts"]["minio-01"]
+    assert [v["name"] for v in minio["deleted"]] == ["vol-minio-01"] and minio["deleted"][0]["former_server"] == "minio-01"
+    assert minio["created"]["name"] == "kbv3-minio-01-data" and minio["created"]["mountpoint"].endswith("/data/minio")
+    assert minio["created"]["device"] == volumes["kbv3-minio-01-data"].linux_device
+    assert {v["id"] for h in runs[0]["hosts"].values() for v in h["deleted"]} == planned_deletes
+    assert (runs[0]["totals"]["created"], runs[0]["totals"]["deleted"]) == (47, 40)
+    assert f"confirmation code `{code}`" in (fleet.fleet / "ph3_02_report.md").read_text()
+
     # Real filesystems, mounted by UUID at /data/<class>, with nofail fstab entries.
     mounts = fleet.mounts()
     want = {"minio-01": "/data/minio", "db-postgres-01": "/data/db_postgres", "redis-01": "/data/redis",
@@ -71,6 +85,9 @@ def test_ph3_dry_run_real_run_and_rerun(fleet):
     assert all(r["changed"] == 0 for r in recap(again.stdout).values()), recap(again.stdout)
     assert mutating(fleet.sim, start) == []
     assert marker.read_text() == "keep me"
+    runs = json.loads(report.read_text())
+    assert len(runs) == 2 and runs[1]["totals"]["created"] == 0, "the rerun is appended; the first run stays"
+    assert "## Run 1" in (fleet.fleet / "ph3_02_report.md").read_text()
     fstab_again = fleet.fstab_lines()
     assert {f[1]: f[0] for f in fstab_again} == uuids, "no filesystem was recreated"
 

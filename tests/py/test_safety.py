@@ -16,7 +16,7 @@ from hcloud import Client
 from hcloud.locations import Location
 
 from conftest import ROOT, play, run, run_module
-from fleetlib import Fleet, mutating, summary
+from fleetlib import API_STAGE, Fleet, mutating, summary
 
 SMALL = ["analytics-01", "crm-01", "redis-01", "redis-02", "minio-01"]
 
@@ -68,8 +68,7 @@ def test_scope_limit_and_confirmation(small):
         assert "This run would delete 1 volumes (20 GB): vol-analytics-01. Nothing was changed." in refused.stdout
         assert f"kbv3_confirm_destroy={code}" in refused.stdout
     # Skipping the gate does not skip the check: the deletion task itself refuses.
-    skipped = fleet.playbook("ph3-02.yml", "--limit", "analytics-01", "--start-at-task",
-                             "Detach and delete the legacy volumes the diff lists for this host")
+    skipped = fleet.playbook("ph3-02.yml", "--limit", "analytics-01", "--start-at-task", API_STAGE)
     assert skipped.returncode != 0 and "but this run has no confirmation" in skipped.stdout
     assert mutating(fleet.sim, since_setup) == []
 
@@ -80,7 +79,7 @@ def test_scope_limit_and_confirmation(small):
     ids = {v["name"]: v["id"] for v in d["volumes_to_delete"]}
     assert deleted_ids(fleet.sim) == {ids["vol-analytics-01"]}
     creates = [r for r in fleet.sim.requests()[since_setup:] if r["method"] == "POST" and r["route"] == "/volumes"]
-    assert len(creates) == 1
+    assert len(creates) == 1, [(r["status"], r.get("query"), r.get("fault")) for r in creates]
     left = names(fleet)
     assert {"vol-crm-01", "vol-scratch", "vol-db-master-01", "kbv3-analytics-01-data"} <= left
 
@@ -234,7 +233,7 @@ def test_the_summary_counts_deletions_of_hosts_that_failed_later(small):
     assert f"deleted: 5 legacy volumes, {deleted_gb} GB" in lines, lines
     assert f"created: 4 volumes, {created_gb} GB" in lines, lines
     assert any(line.startswith("failed hosts: 1 (crm-01)") for line in lines), lines
-    assert "crm-01: Create, fix and attach the kbv3 volume: volume kbv3-crm-01-data" in result.stdout
+    assert "crm-01: Fail this host when its volumes failed in the API stage: volume kbv3-crm-01-data" in result.stdout
     assert "run PH3-02 again with the same code" in result.stdout
     assert len(deleted_ids(fleet.sim)) == 5
 
