@@ -4,7 +4,12 @@
    --list`, and the PH3-01 snapshot of its ~9,000 volumes from the simulator.
 2. kbv3_volume next to hetzner.hcloud.volume: create with server, no-op, absent,
    each through ansible-playbook against a fresh simulator (--action-ms 200).
-3. PH3-02 on the 47-server seed, API path only: dry run, confirmed run, rerun.
+3. PH3-02's API stage (the steps on the servers off), 1 s actions, 3,600
+   requests/hour: the confirmed run and a rerun, with the fleet module
+   (playbooks/ph3-02.yml), with one kbv3_volume task per volume and host
+   (scripts/bench/ph3-02-per-host.yml) and, for 47 servers, with
+   hetzner.hcloud.volume (scripts/bench/ph3-02-official.yml); 47 servers and
+   a generated 1,000-server fleet. Wall time, requests per host, 429s, ratios.
 """
 import collections
 import hashlib
@@ -93,35 +98,88 @@ def bench_module(tmp):
         sim.stop()
 
 
-def bench_ph3(tmp):
-    sim = Sim(tmp, "--action-ms", "200")
-    fleet = pathlib.Path(tmp) / "fleet47"
-    fleet.mkdir()
-    for f in ("servers_v3.tsv", "volume_rules_v3.tsv"):
-        shutil.copy(ROOT / "servers" / f, fleet)
+PATHS = {
+    "kbv3_volumes": ROOT / "playbooks/ph3-02.yml",
+    "kbv3_volume per host": ROOT / "scripts/bench/ph3-02-per-host.yml",
+    "hetzner.hcloud.volume": ROOT / "scripts/bench/ph3-02-official.yml",
+}
+
+
+def fleet_files(tmp, servers):
+    """A fresh fleet folder (and its simulator seed) of `servers` servers."""
+    fleet = pathlib.Path(tmp) / f"fleet{servers}-{time.monotonic_ns()}"
+    if servers == 47:
+        fleet.mkdir()
+        for f in ("servers_v3.tsv", "volume_rules_v3.tsv", "hcloud-sim-seed.json"):
+            shutil.copy(ROOT / "servers" / f, fleet)
+    else:
+        timed([sys.executable, str(ROOT / "scripts/generate_fleet.py"), str(servers), str(fleet)])
+    return fleet
+
+
+def bench_ph3(tmp, servers, path, rate_limit=3600):
+    """PH3-02 (API stage; the steps on the servers are off) on a fresh
+    simulator with 1 s actions: the confirmed run and a rerun. Returns one
+    table row per run."""
+    fleet = fleet_files(tmp, servers)
+    sim = Sim(tmp, "--action-ms", "1000", "--rate-limit", str(rate_limit), seed=fleet / "hcloud-sim-seed.json")
     e = env(sim, KBV3_FLEET_DIR=str(fleet))
     hosts = [l.split("\t")[0] for l in (fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
-    overlay = pathlib.Path(tmp) / "overlay.json"
+    overlay = pathlib.Path(tmp) / f"overlay-{time.monotonic_ns()}.json"
     overlay.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False} for h in hosts}}}))
     base = [str(VENV / "ansible-playbook"), "-i", str(ROOT / "inventory/kbv3_inventory"), "-i", str(overlay)]
-    confirm = lambda: "kbv3_confirm_destroy=" + hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
-    for name, args in [("PH3-01", lambda: ["playbooks/ph3-01.yml"]),
-                       ("PH3-02 dry run", lambda: ["playbooks/ph3-02.yml", "--check", "--diff"]),
-                       ("PH3-02 confirmed", lambda: ["playbooks/ph3-02.yml", "-e", confirm()]),
-                       ("PH3-02 rerun", lambda: ["playbooks/ph3-02.yml", "-e", confirm()])]:
-        args = args()
+    timed(base + ["playbooks/ph3-01.yml"], env=e, cwd=ROOT)
+    code = hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+    rows = []
+    for run in ("confirmed", "rerun"):
         before = len(sim.requests())
-        took, _ = timed(base + args, env=e, cwd=ROOT)
-        counts = collections.Counter(r["method"] for r in sim.requests()[before:])
-        print(f"{name:18} 47 servers, API path only: {took:5.1f} s  requests {dict(counts)}")
+        took, _ = timed(base + [str(PATHS[path]), "-e", f"kbv3_confirm_destroy={code}"], env=e, cwd=ROOT)
+        log = sim.requests()[before:]
+        rows.append({"servers": servers, "path": path, "run": run, "seconds": took, "requests": len(log),
+                     "per_host": len(log) / servers, "by_method": dict(collections.Counter(r["method"] for r in log)),
+                     "429": sum(r["status"] == 429 for r in log), "rate_limit": rate_limit})
     sim.stop()
+    return rows
+
+
+def print_table(rows):
+    print(f"{'servers':>7}  {'path':22} {'run':9} {'wall s':>7} {'requests':>8} {'req/host':>8} {'429s':>5}  by method")
+    for r in rows:
+        note = "" if r["rate_limit"] == 3600 else f"  (rate limit lifted to {r['rate_limit']:,}/h)"
+        print(f"{r['servers']:>7}  {r['path']:22} {r['run']:9} {r['seconds']:7.1f} {r['requests']:8} "
+              f"{r['per_host']:8.2f} {r['429']:5}  {r['by_method']}{note}")
+    for servers in sorted({r["servers"] for r in rows}):
+        for run in ("confirmed", "rerun"):
+            mine = {r["path"]: r for r in rows if r["servers"] == servers and r["run"] == run}
+            fleet = mine["kbv3_volumes"]
+            for other in ("kbv3_volume per host", "hetzner.hcloud.volume"):
+                if other in mine:
+                    o = mine[other]
+                    print(f"{servers} servers, {run}: kbv3_volumes is {o['seconds'] / fleet['seconds']:.1f}x faster "
+                          f"and sends {o['requests'] / max(fleet['requests'], 1):.1f}x fewer requests than {other}")
+    for r in rows:
+        if r["rate_limit"] != 3600 and r["run"] == "confirmed":
+            print(f"{r['servers']} servers, {r['path']}: {r['requests']:,} requests; at 3,600/hour (bucket of 3,600, "
+                  f"one per second) the budget alone needs {max(r['requests'] - 3600, 0) / 60:.0f} minutes past the first 3,600")
+
+
+def bench_fleet_sizes():
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in PATHS:
+            rows += bench_ph3(tmp, 47, path)
+        rows += bench_ph3(tmp, 1000, "kbv3_volumes")
+        # 14 requests per host would be throttled for hours at 3,600/hour: measured with the limit lifted.
+        rows += bench_ph3(tmp, 1000, "kbv3_volume per host", rate_limit=1_000_000)
+    print_table(rows)
+    return rows
 
 
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         bench_inventory(tmp)
         bench_module(tmp)
-        bench_ph3(tmp)
+    bench_fleet_sizes()
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ pub fn converge(
     check_mode: bool,
     workers: usize,
 ) -> Vec<Outcome> {
-    let mut outcomes: Vec<Outcome> = entries.iter().map(|e| planned(index, e)).collect();
+    let mut outcomes = plan_all(index, entries);
     if check_mode {
         return outcomes;
     }
@@ -127,6 +127,11 @@ pub fn converge(
         final_views(index, entries, &mut outcomes);
     }
     outcomes
+}
+
+/// Plans every entry from the index (pure: no request).
+pub fn plan_all(index: &Index, entries: &[Entry]) -> Vec<Outcome> {
+    entries.iter().map(|e| planned(index, e)).collect()
 }
 
 /// An entry's index, its volume's id and the steps to run.
@@ -267,4 +272,185 @@ pub fn is_stale(o: &Outcome) -> bool {
     o.failure
         .as_ref()
         .is_some_and(|f| f.code == Code::StalePlan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volumes::params::{entries, VolumesParams};
+    use serde_json::{json, Value};
+
+    fn location(name: &str) -> Value {
+        json!({"id": 1, "name": name, "description": "", "country": "DE", "city": "",
+               "latitude": 0.0, "longitude": 0.0, "network_zone": "eu-central"})
+    }
+
+    fn index() -> Index {
+        let server = |id: i64, name: &str, loc: &str| {
+            serde_json::from_value(
+                json!({"id": id, "name": name, "status": "running", "location": location(loc)}),
+            )
+            .unwrap()
+        };
+        let volume = |id: i64, name: &str, server: Option<i64>, size: u32| {
+            serde_json::from_value(json!({"id": id, "name": name, "server": server, "size": size, "location": location("nbg1"),
+                "created": "2026-01-01T00:00:00Z", "linux_device": format!("/dev/disk/by-id/scsi-0HC_Volume_{id}"),
+                "protection": {"delete": false}, "labels": {}, "status": "available", "format": "ext4"})).unwrap()
+        };
+        Index::new(
+            vec![
+                server(1, "web-01", "nbg1"),
+                server(2, "db-01", "nbg1"),
+                server(3, "far-01", "hel1"),
+            ],
+            vec![
+                volume(10, "vol-web-01", Some(1), 10),
+                volume(11, "kbv3-db-01-data", None, 20),
+                volume(12, "dup", None, 10),
+                volume(13, "dup", None, 10),
+            ],
+        )
+    }
+
+    fn plan_args(args: Value) -> (Vec<Entry>, Vec<Outcome>) {
+        let p: VolumesParams = serde_json::from_value(args).unwrap();
+        let e = entries(&p, &mut Vec::new()).unwrap();
+        let o = plan_all(&index(), &e);
+        (e, o)
+    }
+
+    fn texts(o: &Outcome) -> Vec<String> {
+        o.plan
+            .iter()
+            .flat_map(|p| p.steps.iter().map(|s| s.text.clone()))
+            .collect()
+    }
+
+    /// (case, entry, steps, failure code)
+    #[test]
+    fn each_entry_is_planned_from_the_lists() {
+        let web = json!({"id": 10, "name": "vol-web-01", "size": 10, "location": "nbg1", "server": "web-01"});
+        let cases: Vec<(&str, Value, Vec<&str>, Option<Code>)> = vec![
+            (
+                "create with server",
+                json!({"volumes": [{"name": "kbv3-web-01-data", "size": 20, "server": "web-01"}]}),
+                vec!["create kbv3-web-01-data (20 GB) in nbg1, attached to web-01"],
+                None,
+            ),
+            (
+                "fix: attach and grow",
+                json!({"volumes": [{"name": "kbv3-db-01-data", "size": 30, "server": "db-01"}]}),
+                vec![
+                    "resize kbv3-db-01-data (11) from 20 GB to 30 GB",
+                    "attach kbv3-db-01-data (11) to db-01",
+                ],
+                None,
+            ),
+            (
+                "already ok",
+                json!({"volumes": [{"name": "vol-web-01", "size": 10, "server": "web-01"}]}),
+                vec![],
+                None,
+            ),
+            (
+                "deletion as reviewed",
+                json!({"deletions": [{"id": 10, "expect": web}]}),
+                vec![
+                    "detach vol-web-01 (10) from web-01",
+                    "delete vol-web-01 (10)",
+                ],
+                None,
+            ),
+            (
+                "deletion of a volume since resized",
+                json!({"deletions": [{"id": 10, "expect": {"id": 10, "size": 20}}]}),
+                vec![],
+                Some(Code::StalePlan),
+            ),
+            (
+                "deletion already done",
+                json!({"deletions": [{"id": 99, "expect": {"id": 99, "server": null}}]}),
+                vec![],
+                None,
+            ),
+            (
+                "unknown server",
+                json!({"volumes": [{"name": "v", "size": 10, "server": "ghost"}]}),
+                vec![],
+                Some(Code::NotFound),
+            ),
+            (
+                "two volumes with one name",
+                json!({"volumes": [{"name": "dup", "size": 10, "server": "web-01"}]}),
+                vec![],
+                Some(Code::IdentityMismatch),
+            ),
+            (
+                "other location",
+                json!({"volumes": [{"name": "kbv3-db-01-data", "size": 20, "server": "far-01"}]}),
+                vec![],
+                Some(Code::Refused),
+            ),
+        ];
+        for (case, args, want, code) in cases {
+            let (_, outcomes) = plan_args(args);
+            let o = &outcomes[0];
+            assert_eq!(texts(o), want, "{case}");
+            assert_eq!(o.failure.as_ref().map(|f| f.code), code, "{case}");
+        }
+    }
+
+    #[test]
+    fn results_are_per_host_with_tallies() {
+        let (e, o) = plan_args(json!({
+            "volumes": [{"host": "web-01", "name": "kbv3-web-01-data", "size": 20, "server": "web-01"},
+                        {"host": "ghost", "name": "v", "size": 10, "server": "ghost"}],
+            "deletions": [{"host": "web-01", "id": 10, "expect": {"id": 10, "name": "vol-web-01", "server": "web-01"}},
+                          {"host": "db-01", "id": 12, "expect": {"id": 12, "name": "old-name", "server": null}}]}));
+        let r = crate::volumes::results::build(&e, &o, true, true);
+        let web = &r["hosts"]["web-01"];
+        assert_eq!(
+            web["actions"],
+            json!([
+                "detach vol-web-01 (10) from web-01",
+                "delete vol-web-01 (10)",
+                "create kbv3-web-01-data (20 GB) in nbg1, attached to web-01"
+            ])
+        );
+        assert_eq!(
+            (web["created"].clone(), web["deleted"][0]["name"].clone()),
+            (json!(true), json!("vol-web-01"))
+        );
+        assert_eq!(r["hosts"]["ghost"]["failure"]["code"], json!("not_found"));
+        let stale = &r["hosts"]["db-01"];
+        assert_eq!(
+            (
+                stale["failed"].clone(),
+                stale["stale"][0]["volume"]["name"].clone()
+            ),
+            (json!(false), json!("dup"))
+        );
+        assert!(stale["msg"]
+            .as_str()
+            .unwrap()
+            .contains("name old-name expected, found dup"));
+        let t = &r["totals"];
+        assert_eq!(
+            (
+                t["created"].clone(),
+                t["created_gb"].clone(),
+                t["deleted"].clone(),
+                t["deleted_gb"].clone()
+            ),
+            (json!(1), json!(20), json!(1), json!(10))
+        );
+        assert_eq!(
+            (t["stale"].clone(), t["failed_hosts"].clone()),
+            (json!(1), json!(["ghost"]))
+        );
+        assert_eq!(
+            r["volumes"][0]["diff"]["after_header"],
+            json!("volume vol-web-01 (10) (after)")
+        );
+    }
 }

@@ -105,6 +105,15 @@ def fleet(tmp_path):
     f.cleanup()
 
 
+@pytest.fixture
+def slow_fleet(tmp_path):
+    """The fleet with 500 ms actions: each stage of PH3-02's API stage lasts
+    long enough for a test to kill the run inside it."""
+    f = Fleet(tmp_path, block_devices=os.geteuid() == 0, action_ms=500)
+    yield f
+    f.cleanup()
+
+
 def recap(stdout):
     """host -> {ok, changed, failed, ...} from the PLAY RECAP."""
     out = {}

@@ -181,12 +181,13 @@ def test_the_token_never_shows(sim, tmp_path):
         assert secret not in text
 
 
-def test_sidecar_documentation_agrees_with_the_schema():
-    schema = json.loads(run([str(ROOT / "library" / "kbv3_volume"), "--schema"], check=True).stdout)
-    doc = yaml.safe_load((ROOT / "library" / "kbv3_volume.yml").read_text())["DOCUMENTATION"]["options"]
+@pytest.mark.parametrize("module", ["kbv3_volume", "kbv3_volumes"])
+def test_sidecar_documentation_agrees_with_the_schema(module):
+    schema = json.loads(run([str(ROOT / "library" / module), "--schema"], check=True).stdout)
+    doc = yaml.safe_load((ROOT / "library" / f"{module}.yml").read_text())["DOCUMENTATION"]["options"]
     props = schema["properties"]
     assert sorted(doc) == sorted(props)
-    ansible_types = {"string": "str", "integer": "int", "boolean": "bool", "object": "dict"}
+    ansible_types = {"string": "str", "integer": "int", "boolean": "bool", "object": "dict", "array": "list"}
 
     def resolve(p):
         """Follows $ref/allOf/anyOf to the one non-null schema."""
@@ -212,6 +213,8 @@ def test_ansible_doc_renders():
     out = run(["ansible-doc", "-M", "library", "kbv3_volume"], check=True).stdout
     assert "Manage one Hetzner Cloud volume" in out or "Makes one Hetzner Cloud volume" in out
     assert "expect" in out and "wait_timeout" in out
+    out = run(["ansible-doc", "-M", "library", "kbv3_volumes"], check=True).stdout
+    assert "One task, run once on the controller" in out and "concurrency" in out and "RETURN VALUES" in out
 
 
 def test_a_failure_midway_reports_what_was_done(start_sim, tmp_path):

@@ -5,7 +5,7 @@ import json
 import subprocess
 
 # The fleet fixtures are imported for pytest to find them.
-from fleetlib import api_fleet, fleet  # noqa: F401
+from fleetlib import api_fleet, fleet, slow_fleet  # noqa: F401
 from fleetlib import failures, kill_when, mutating, needs_root, recap, start_killable, summary
 
 @needs_root
@@ -93,20 +93,23 @@ def test_ph3_dry_run_real_run_and_rerun(fleet):
 
 
 @needs_root
-def test_interrupted_runs_converge(fleet):
+def test_interrupted_runs_converge(slow_fleet):
+    fleet = slow_fleet
     assert fleet.playbook("ph3-01.yml").returncode == 0
     planned_deletes = {v["id"] for v in fleet.diff()["volumes_to_delete"]}
     requests = lambda: fleet.sim.requests()
-    posts = lambda: [r for r in requests() if r["method"] == "POST" and r["route"] == "/volumes"]
+    posts = lambda since, action: [r for r in requests()[since:] if r["method"] == "POST" and r["route"] == action]
+    # The API stage runs the detaches, then the creates, then the deletes; then the mounts.
     stages = [
-        ("the first legacy delete", lambda: any(r["method"] == "DELETE" for r in requests())),
-        ("the first create", lambda: len(posts()) >= 1),
-        ("half of the creates", lambda: len(posts()) >= 24),
-        ("the first mount", lambda: fleet.fstab_lines() != []),
+        ("the first detach", lambda since: len(posts(since, "/volumes/{id}/actions/detach")) >= 1),
+        ("half of the creates", lambda since: len(posts(since, "/volumes")) >= 24),
+        ("the first legacy delete", lambda since: any(r["method"] == "DELETE" for r in requests()[since:])),
+        ("the first mount", lambda since: fleet.fstab_lines() != []),
     ]
     for i, (what, condition) in enumerate(stages):
         command = fleet.command("ph3-02.yml", "-e", f"kbv3_confirm_destroy={fleet.code()}")
-        kill_when(start_killable(command, fleet.env()), condition, what)
+        since = len(requests())
+        kill_when(start_killable(command, fleet.env()), lambda: condition(since), what)
         if i == 1:
             # Refresh the diff mid-way: target volumes that exist now count as ok.
             assert fleet.playbook("ph3-01.yml").returncode == 0
