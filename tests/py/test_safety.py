@@ -233,7 +233,7 @@ def test_the_summary_counts_deletions_of_hosts_that_failed_later(small):
     assert f"deleted: 5 legacy volumes, {deleted_gb} GB" in lines, lines
     assert f"created: 4 volumes, {created_gb} GB" in lines, lines
     assert any(line.startswith("failed hosts: 1 (crm-01)") for line in lines), lines
-    assert "crm-01: Fail this host when its volumes failed in the API stage: volume kbv3-crm-01-data" in result.stdout
+    assert "crm-01: Check this host's entry of the API stage (its failure, or its volume attached here with its size): volume kbv3-crm-01-data" in result.stdout
     assert "run PH3-02 again with the same code" in result.stdout
     assert len(deleted_ids(fleet.sim)) == 5
 
