@@ -41,20 +41,17 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         Ok(p) => p,
         Err(r) => return refused(r),
     };
-    let client = match Config::resolve(
-        params.api_token.clone(),
-        params.api_endpoint.clone(),
-        params.allow_insecure_http,
+    let client = match run_client(
+        RunClient {
+            token: params.api_token.clone(),
+            endpoint: params.api_endpoint.clone(),
+            allow_insecure_http: params.allow_insecure_http,
+            wait_timeout: params.wait_timeout,
+            request_timeout: params.request_timeout,
+            in_flight: 0,
+        },
         env,
-    )
-    .and_then(|cfg| {
-        // One deadline for the whole run: every request, retry and wait fits in wait_timeout.
-        Client::new(Config {
-            deadline: Some(Duration::from_secs(params.wait_timeout as u64)),
-            request_timeout: Duration::from_secs(params.request_timeout as u64),
-            ..cfg
-        })
-    }) {
+    ) {
         Ok(c) => c,
         Err(e) => return refused(Refusal::new(Code::InvalidArgument, e.to_string())),
     };
@@ -158,7 +155,38 @@ fn diff(plan: &Plan, subject: &str) -> Value {
     })
 }
 
-fn add_invocation(result: &mut Value, module_args: &Map<String, Value>, settings: Settings) {
+/// What a module run's API client is made of.
+pub(crate) struct RunClient {
+    pub token: Option<String>,
+    pub endpoint: Option<String>,
+    pub allow_insecure_http: bool,
+    /// Seconds for the whole run.
+    pub wait_timeout: i64,
+    /// Seconds for one request.
+    pub request_timeout: i64,
+    /// Requests this run may have in flight at once beyond one.
+    pub in_flight: u64,
+}
+
+/// The client of a module run: one deadline for the whole run (every
+/// request, retry and wait fits in `wait_timeout`), and pacing that keeps
+/// room for every request in flight.
+pub(crate) fn run_client(c: RunClient, env: &Environment) -> Result<Client, crate::hcloud::Error> {
+    let cfg = Config::resolve(c.token, c.endpoint, c.allow_insecure_http, env)?;
+    Client::new(Config {
+        deadline: Some(Duration::from_secs(c.wait_timeout as u64)),
+        request_timeout: Duration::from_secs(c.request_timeout as u64),
+        pace_below: cfg.pace_below + c.in_flight,
+        ..cfg
+    })
+}
+
+/// Adds `invocation.module_args`, unless the run is `no_log`.
+pub(crate) fn add_invocation(
+    result: &mut Value,
+    module_args: &Map<String, Value>,
+    settings: Settings,
+) {
     if !settings.no_log {
         result["invocation"] = json!({ "module_args": module_args });
     }

@@ -9,14 +9,13 @@ pub mod params;
 pub mod pool;
 pub mod results;
 
-use std::time::Duration;
-
 use serde_json::{json, Map, Value};
 
-use crate::hcloud::{Client, Config, Environment};
+use crate::hcloud::{Client, Environment};
 use crate::module::failure::{Code, Refusal};
 use crate::module::params::{parse_as, ExpectServer, Invocation, Settings};
 use crate::module::reviewed;
+use crate::module::{add_invocation, run_client, RunClient};
 
 use index::Index;
 use params::{Entry, Kind, VolumesParams};
@@ -41,22 +40,18 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         return fail(&inv, r);
     }
     let p = &inv.params;
-    let client = match Config::resolve(
-        p.api_token.clone(),
-        p.api_endpoint.clone(),
-        p.allow_insecure_http,
-        env,
-    )
-    .and_then(|cfg| {
-        let workers = p.concurrency as u64;
-        Client::new(Config {
-            deadline: Some(Duration::from_secs(p.wait_timeout as u64)),
-            request_timeout: Duration::from_secs(p.request_timeout as u64),
+    let client = match run_client(
+        RunClient {
+            token: p.api_token.clone(),
+            endpoint: p.api_endpoint.clone(),
+            allow_insecure_http: p.allow_insecure_http,
+            wait_timeout: p.wait_timeout,
+            request_timeout: p.request_timeout,
             // Keep room for every worker's request in flight.
-            pace_below: cfg.pace_below + 2 * workers,
-            ..cfg
-        })
-    }) {
+            in_flight: 2 * p.concurrency as u64,
+        },
+        env,
+    ) {
         Ok(c) => c,
         Err(e) => return fail(&inv, Refusal::new(Code::InvalidArgument, e.to_string())),
     };
@@ -177,12 +172,6 @@ fn summary(t: &Value, check_mode: bool) -> String {
         n("failed"),
         t["failed_hosts"].as_array().map_or(0, Vec::len),
     )
-}
-
-fn add_invocation(result: &mut Value, module_args: &Map<String, Value>, settings: Settings) {
-    if !settings.no_log {
-        result["invocation"] = json!({ "module_args": module_args });
-    }
 }
 
 fn refused(module_args: &Map<String, Value>, settings: Settings, code: Code, msg: String) -> Value {

@@ -34,11 +34,11 @@ fn str_of(v: &Value, key: &str) -> String {
 }
 
 /// True when the entry has (or, in check mode, would have) this step.
-fn has(e_steps: &[String], o: &Outcome, check_mode: bool, f: fn(&Step) -> bool) -> bool {
+fn has(o: &Outcome, check_mode: bool, f: fn(&Step) -> bool) -> bool {
     let Some(plan) = &o.plan else { return false };
     plan.steps
         .iter()
-        .any(|s| f(&s.step) && (check_mode || e_steps.contains(&s.text)))
+        .any(|s| f(&s.step) && (check_mode || o.done.contains(&s.text)))
 }
 
 fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
@@ -52,8 +52,8 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
     } else {
         o.done.clone()
     };
-    let created = has(&o.done, o, check_mode, |s| matches!(s, Step::Create { .. }));
-    let deleted = has(&o.done, o, check_mode, |s| matches!(s, Step::Delete { .. }));
+    let created = has(o, check_mode, |s| matches!(s, Step::Create { .. }));
+    let deleted = has(o, check_mode, |s| matches!(s, Step::Delete { .. }));
     let subject = o.volume.as_ref().map_or_else(
         || match e.params.id {
             Some(id) => format!("{} ({id})", name(e, o)),
