@@ -5,8 +5,11 @@ PROFILE := release
 BIN     := target/$(TARGET)/$(PROFILE)
 CARGO   := cargo
 CARGO_FLAGS := --$(PROFILE) --target $(TARGET)
+# The collection also ships arm64 builds of the modules and the inventory tool.
+AARCH64 := aarch64-unknown-linux-gnu
+TOOLS   := --bin kbv3_volume --bin kbv3_volumes --bin kbv3_inventory
 
-.PHONY: all build setup test lint demo bench clean
+.PHONY: all build build-aarch64 collection setup test lint demo bench clean
 
 all: build
 
@@ -17,12 +20,20 @@ build:
 	install -D -m 0755 $(BIN)/kbv3_volumes library/kbv3_volumes
 	install -D -m 0755 $(BIN)/kbv3_inventory inventory/kbv3_inventory
 
+## build-aarch64: the modules and the inventory tool for Linux aarch64 (Debian's cross toolchain, static)
+build-aarch64: setup
+	$(CARGO) build --$(PROFILE) --target $(AARCH64) $(TOOLS)
+
+## collection: kbv3-hcloud-<version>.tar.gz, the installable Ansible collection (x86_64 and aarch64)
+collection: build build-aarch64
+	.venv/bin/python scripts/build_collection.py $(BIN) target/$(AARCH64)/$(PROFILE) .
+
 ## setup: Debian packages and the pinned Python virtualenv (.venv), idempotent
 setup:
 	./scripts/setup.sh
 
 ## test: everything, from a fresh clone: set-up, build, cargo tests, Python/Ansible tests, conformance
-test: setup build
+test: setup build collection
 	./scripts/test.sh
 
 ## lint: formatting, clippy, ansible-lint
@@ -41,4 +52,4 @@ bench: setup build
 
 clean:
 	$(CARGO) clean
-	rm -f library/kbv3_volume library/kbv3_volumes inventory/kbv3_inventory
+	rm -f library/kbv3_volume library/kbv3_volumes inventory/kbv3_inventory kbv3-hcloud-*.tar.gz

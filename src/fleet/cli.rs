@@ -175,8 +175,11 @@ fn list(paths: &FleetPaths) -> Result<Value> {
     } else {
         None
     };
-    inventory::render(&plan, reviewed.as_ref())
-        .map_err(|e| anyhow!("{}: {e}", paths.rules.display()))
+    let mut inv = inventory::render(&plan, reviewed.as_ref())
+        .map_err(|e| anyhow!("{}: {e}", paths.rules.display()))?;
+    let exe = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    inventory::add_fleet_vars(&mut inv, exe.as_deref(), paths);
+    Ok(inv)
 }
 
 fn load_plan_from_fleet(paths: &FleetPaths) -> Result<Plan> {

@@ -9,10 +9,12 @@
 //! play selection (`--limit`) reaches them only when it names them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
 use super::diff::{Diff, ListedVolume};
+use super::paths::FleetPaths;
 use super::plan::Plan;
 use super::reviewed::ReviewedDiff;
 
@@ -184,6 +186,27 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
         out.insert(group, json!({ "hosts": members }));
     }
     Ok(Value::Object(out))
+}
+
+/// Adds `kbv3_fleet` to the vars of `all`: this executable and the
+/// environment that points it at the same fleet files, so that playbooks
+/// run the tool that made the inventory (from this repository or from the
+/// installed collection) on the files it read.
+pub fn add_fleet_vars(inventory: &mut Value, exe: Option<&Path>, paths: &FleetPaths) {
+    let abs = |p: &Path| text(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string());
+    let dir = paths.plan.parent().unwrap_or(Path::new("."));
+    let fleet = json!({
+        "inventory": exe.map(abs),
+        "env": {
+            "KBV3_FLEET_DIR": abs(dir),
+            "KBV3_SERVERS_FILE": abs(&paths.servers),
+            "KBV3_RULES_FILE": abs(&paths.rules),
+            "KBV3_DIFF_FILE": abs(&paths.diff),
+        },
+    });
+    if let Some(vars) = inventory.pointer_mut("/all/vars").and_then(Value::as_object_mut) {
+        vars.insert("kbv3_fleet".into(), fleet);
+    }
 }
 
 #[cfg(test)]

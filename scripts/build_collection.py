@@ -1,0 +1,109 @@
+"""Builds the kbv3.hcloud collection tarball (`make collection`).
+
+Lays the collection out under target/collection/ansible_collections/kbv3/hcloud
+from this repository (collection/ holds the collection-only files; modules,
+sidecars and playbooks come from library/ and playbooks/, with FQCN module
+names), then runs `ansible-galaxy collection build`. The version is
+Cargo.toml's.
+
+Usage: build_collection.py X86_64_BIN_DIR AARCH64_BIN_DIR OUTPUT_DIR
+"""
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NAMESPACE, NAME = "kbv3", "hcloud"
+# Repository name -> collection name of each module.
+MODULES = {"kbv3_volume": "volume", "kbv3_volumes": "volumes"}
+TOOLS = ("kbv3_volume", "kbv3_volumes", "kbv3_inventory")
+
+
+def fqcn_text(text):
+    """Module names as the collection spells them: task keys, module
+    references in docs (P(), O(), seealso), the sidecar's own name."""
+    for repo, short in MODULES.items():
+        fq = f"{NAMESPACE}.{NAME}.{short}"
+        text = re.sub(rf"^(\s*(?:- )?){repo}:(\s*)$", rf"\g<1>{fq}:\g<2>", text, flags=re.M)
+        text = re.sub(rf"\b{repo}#module", f"{fq}#module", text)
+        text = re.sub(rf"^(\s*- module:) {repo}$", rf"\1 {fq}", text, flags=re.M)
+        text = re.sub(rf"^  module: {repo}$", f"  module: {short}", text, flags=re.M)
+        text = re.sub(rf"C\({repo} --schema\)", f"C({repo} --schema) (bin/ of the collection)", text)
+    return text
+
+
+def galaxy_yml(version):
+    return f"""---
+namespace: {NAMESPACE}
+name: {NAME}
+version: {version}
+readme: README.md
+authors:
+  - kbv3 developers (@kbv3)
+description: >-
+  Hetzner Cloud volumes for fleet rebuilds: static binary modules (one volume, or
+  every volume of a play in one task within the API's rate-limit budget), guarded
+  deletions bound to a reviewed plan, and a fleet inventory plugin.
+license:
+  - MIT
+tags: [hetzner, hcloud, cloud, volumes, infrastructure]
+# PH3-02's steps on the servers; hetzner.hcloud is optional (group/kbv3.hcloud.all
+# extends hetzner.hcloud.all when it is installed).
+dependencies:
+  ansible.posix: ">=1.5.0"
+  community.general: ">=8.0.0"
+repository: https://github.com/kbv3/kbv3
+documentation: https://github.com/kbv3/kbv3/blob/main/README.md
+issues: https://github.com/kbv3/kbv3/issues
+build_ignore: []
+"""
+
+
+def install(src, dest, mode=0o644):
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    dest.chmod(mode)
+
+
+def lay_out(x86_64, aarch64, root):
+    version = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / "galaxy.yml").write_text(galaxy_yml(version))
+    for src in sorted((ROOT / "collection").rglob("*")):
+        if src.is_file() and "__pycache__" not in src.parts:
+            install(src, root / src.relative_to(ROOT / "collection"))
+    install(ROOT / "LICENSE", root / "LICENSE")
+    for repo, short in MODULES.items():
+        install(x86_64 / repo, root / "plugins/modules" / short, 0o755)
+        sidecar = root / "plugins/modules" / f"{short}.yml"
+        sidecar.write_text(fqcn_text((ROOT / "library" / f"{repo}.yml").read_text()))
+        install(aarch64 / repo, root / "bin/linux-aarch64" / short, 0o755)
+    install(x86_64 / "kbv3_inventory", root / "bin/linux-x86_64/kbv3_inventory", 0o755)
+    install(aarch64 / "kbv3_inventory", root / "bin/linux-aarch64/kbv3_inventory", 0o755)
+    for src in sorted((ROOT / "playbooks").rglob("*.yml")):
+        rel = src.relative_to(ROOT / "playbooks")
+        # Collection playbooks are named with underscores: kbv3.hcloud.ph3_02.
+        name = rel.name.replace("-", "_") if rel.parent == pathlib.Path(".") else rel.name
+        dest = root / "playbooks" / rel.parent / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(fqcn_text(src.read_text()))
+    return version
+
+
+def main():
+    x86_64, aarch64, out = (pathlib.Path(a).resolve() for a in sys.argv[1:4])
+    root = ROOT / "target/collection/ansible_collections" / NAMESPACE / NAME
+    version = lay_out(x86_64, aarch64, root)
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(ROOT / ".venv/bin/ansible-galaxy"), "collection", "build", "--force",
+                    "--output-path", str(out), str(root)], check=True)
+    print(out / f"{NAMESPACE}-{NAME}-{version}.tar.gz")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The installable collection kbv3.hcloud (`make collection`): installed with
+ansible-galaxy into a temporary collections path and used from a folder
+outside the repository, as a user of the tarball would."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import tomllib
+
+import pytest
+import yaml
+
+from conftest import ROOT, TOKEN, VENV_BIN
+
+VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+TARBALL = ROOT / f"kbv3-hcloud-{VERSION}.tar.gz"
+QEMU = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The tarball installed into a fresh collections path; returns that path."""
+    assert TARBALL.exists(), f"{TARBALL.name} is missing: `make collection` builds it (make test does)"
+    where = tmp_path_factory.mktemp("collections")
+    proc = subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(where),
+                           str(TARBALL)], capture_output=True, text=True, timeout=300, cwd=where)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return where
+
+
+@pytest.fixture
+def user(tmp_path, installed):
+    """Runs a command in an empty project folder outside the repository, with
+    only the installed collection (and the venv's ansible package) available."""
+    project = tmp_path / "project"
+    project.mkdir()
+
+    def run(*cmd, env=None, check=True):
+        full = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "HCLOUD_", "KBV3_"))}
+        full.update(PATH=f"{VENV_BIN}:{os.environ['PATH']}", ANSIBLE_COLLECTIONS_PATH=str(installed),
+                    ANSIBLE_PYTHON_INTERPRETER=str(VENV_BIN / "python"), ANSIBLE_NOCOLOR="1")
+        full.update(env or {})
+        proc = subprocess.run([str(c) for c in cmd], cwd=project, env=full, capture_output=True, text=True,
+                              timeout=600)
+        if check:
+            assert proc.returncode == 0, f"{cmd}:\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    run.project = project
+    run.collection = installed / "ansible_collections" / "kbv3" / "hcloud"
+    return run
+
+
+def test_the_tarball_holds_both_architectures_with_the_executable_bit(user):
+    c = user.collection
+    for path in ("plugins/modules/volume", "plugins/modules/volumes", "bin/linux-x86_64/kbv3_inventory",
+                 "bin/linux-aarch64/volume", "bin/linux-aarch64/volumes", "bin/linux-aarch64/kbv3_inventory"):
+        assert os.access(c / path, os.X_OK), path
+    machine = {"plugins/modules/volume": 62, "bin/linux-aarch64/volume": 183}  # ELF e_machine: x86-64, AArch64
+    for path, number in machine.items():
+        header = (c / path).read_bytes()[:20]
+        assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == number, path
+    manifest = json.loads((c / "MANIFEST.json").read_text())["collection_info"]
+    assert (manifest["namespace"], manifest["name"], manifest["version"]) == ("kbv3", "hcloud", VERSION)
+    runtime = yaml.safe_load((c / "meta/runtime.yml").read_text())
+    assert {"metadata": {"extend_group": ["hetzner.hcloud.all"]}} in runtime["action_groups"]["all"]
+
+
+def test_fqcn_and_module_defaults_cover_kbv3_and_the_official_modules(user, sim):
+    book = user.project / "volumes.yml"
+    book.write_text(yaml.safe_dump([{
+        "name": "kbv3.hcloud from an installed collection", "hosts": "localhost", "connection": "local",
+        "gather_facts": False,
+        # The only place the token and the endpoint are given: no HCLOUD_* in the environment.
+        "module_defaults": {"group/kbv3.hcloud.all": {"api_token": sim.token, "api_endpoint": sim.endpoint}},
+        "tasks": [
+            {"name": "Create", "kbv3.hcloud.volume": {"name": "kbv3-siem-01-data", "size": 50, "server": "siem-01"},
+             "register": "created"},
+            {"name": "Read it with the official module", "hetzner.hcloud.volume_info": {"name": "kbv3-siem-01-data"},
+             "register": "info"},
+            {"name": "Converge it again with the fleet module",
+             "kbv3.hcloud.volumes": {"volumes": [{"host": "siem-01", "name": "kbv3-siem-01-data", "size": 50,
+                                                  "server": "siem-01"}]},
+             "register": "again"},
+            {"name": "Check", "ansible.builtin.assert": {"that": [
+                "created is changed", "created.volume.server_name == 'siem-01'",
+                "info.hcloud_volume_info | length == 1", "info.hcloud_volume_info[0].size == 50",
+                "again is not changed", "again.hosts['siem-01'].volume.id == created.volume.id"]}},
+        ]}]))
+    user("ansible-playbook", book)
+    requests = sim.requests()
+    assert [r for r in requests if r["method"] == "POST" and r["route"] == "/volumes"], "the volume was not created"
+    assert not [r for r in requests if r["status"] == 401], "a module ran without the group's token"
+
+
+def test_without_module_defaults_the_same_task_has_no_token(user, sim):
+    """Control for the test above: the token really comes from the group."""
+    book = user.project / "bare.yml"
+    book.write_text(yaml.safe_dump([{"name": "no defaults", "hosts": "localhost", "connection": "local",
+                                     "gather_facts": False, "tasks": [
+                                         {"kbv3.hcloud.volume": {"name": "kbv3-siem-01-data", "size": 50,
+                                                                 "api_endpoint": sim.endpoint}}]}]))
+    proc = user("ansible-playbook", book, check=False)
+    assert proc.returncode != 0
+    assert "no API token" in proc.stdout
+    assert not sim.mutating()
+
+
+@pytest.mark.parametrize("uname, expect", [
+    ("Darwin arm64", "On macOS, run the kbv3 API tasks from a Linux controller or container"),
+    ("Linux riscv64", "Run the task on a Linux x86_64 or aarch64 machine"),
+])
+def test_the_dispatcher_refuses_a_platform_it_has_no_build_for(user, sim, tmp_path, uname, expect):
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    (fake / "uname").write_text(f"#!/bin/sh\necho '{uname}'\n")
+    (fake / "uname").chmod(0o755)
+    book = user.project / "platform.yml"
+    book.write_text(yaml.safe_dump([{"name": "platform", "hosts": "localhost", "connection": "local",
+                                     "gather_facts": False, "tasks": [
+                                         {"kbv3.hcloud.volume": {"name": "kbv3-siem-01-data", "size": 50,
+                                                                 "server": "siem-01", "api_token": sim.token,
+                                                                 "api_endpoint": sim.endpoint}}]}]))
+    proc = user("ansible-playbook", book, env={"PATH": f"{fake}:{VENV_BIN}:{os.environ['PATH']}"}, check=False)
+    assert proc.returncode != 0
+    assert expect in proc.stdout and "unsupported_platform" in proc.stdout
+    assert uname.split()[1] in proc.stdout
+    assert sim.requests() == [], "nothing may reach the API from a refused platform"
+    # Positive control: the real uname (this Linux x86_64 machine) runs the module.
+    user("ansible-playbook", book)
+    assert sim.mutating()
+
+
+@pytest.mark.skipif(QEMU is None, reason="qemu-user-static is not installed (make setup installs it)")
+def test_the_aarch64_module_runs_under_qemu_against_the_simulator(user, sim, tmp_path):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"name": "kbv3-vault-01-data", "size": 20, "server": "vault-01",
+                                "api_token": sim.token, "api_endpoint": sim.endpoint,
+                                "_ansible_check_mode": False, "_ansible_diff": False}))
+    proc = subprocess.run([QEMU, str(user.collection / "bin/linux-aarch64/volume"), str(args)],
+                          capture_output=True, text=True, timeout=300)
+    result = json.loads(proc.stdout)
+    assert result.get("failed") is not True, result
+    assert result["changed"] and result["volume"]["server_name"] == "vault-01"
+    assert [r for r in sim.mutating() if r["route"] == "/volumes"], "the aarch64 build sent no request"
+    assert sim.token not in proc.stdout + proc.stderr
+
+
+def plain(value):
+    """--list output without its markers of text that is never templated."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def fleet_project(user):
+    servers = user.project / "servers"
+    servers.mkdir()
+    for name in ("servers_v3.tsv", "volume_rules_v3.tsv"):
+        shutil.copy(ROOT / "servers" / name, servers / name)
+    config = user.project / "fleet.kbv3.yml"
+    config.write_text(yaml.safe_dump({
+        "plugin": "kbv3.hcloud.fleet", "fleet_dir": "servers", "strict": True,
+        "keyed_groups": [{"key": "kbv3_volume_size | string", "prefix": "size"}],
+        "groups": {"big_volumes": "kbv3_volume_size >= 200"},
+        "compose": {"kbv3_device_hint": "'/data/' ~ kbv3_volume_class"}}))
+    return config
+
+
+def test_the_inventory_plugin_builds_the_fleet_with_constructed_groups(user):
+    config = fleet_project(user)
+    graph = user("ansible-inventory", "-i", config, "--graph").stdout
+    listed = plain(json.loads(user("ansible-inventory", "-i", config, "--list").stdout))
+    script = json.loads(subprocess.run([str(ROOT / "inventory/kbv3_inventory"), "--list"], capture_output=True,
+                                       text=True, check=True).stdout)
+    # The same role and class groups as the repository's inventory script.
+    for group in ("db_postgres", "data_db_postgres", "kbv3"):
+        assert group in graph
+        assert sorted(listed[group].get("hosts", [])) == sorted(script[group].get("hosts", []))
+    # keyed_groups, groups and compose.
+    sizes = {h: v["kbv3_volume_size"] for h, v in script["_meta"]["hostvars"].items()}
+    for host, size in sizes.items():
+        assert host in listed[f"size_{size}"]["hosts"]
+    assert sorted(listed["big_volumes"]["hosts"]) == sorted(h for h, s in sizes.items() if s >= 200)
+    hv = listed["_meta"]["hostvars"]["db-postgres-01"]
+    assert hv["kbv3_device_hint"] == "/data/" + hv["kbv3_volume_class"]
+
+
+def test_the_inventory_plugin_fails_on_bad_fleet_data(user):
+    config = fleet_project(user)
+    tsv = user.project / "servers/servers_v3.tsv"
+    tsv.write_text(tsv.read_text() + "broken-01 10.9.9.9 not-tab-separated\n")
+    proc = user("ansible-inventory", "-i", config, "--graph", check=False)
+    assert proc.returncode != 0
+    assert "servers_v3.tsv" in proc.stderr and "tab-separated" in proc.stderr
+    assert "Completely failed to parse inventory source" in proc.stderr
+    assert "db-postgres-01" not in proc.stdout
+
+
+def test_strict_makes_a_failing_expression_fail_the_inventory(user):
+    config = fleet_project(user)
+    broken = config.read_text().replace("kbv3_device_hint:", "kbv3_broken: no_such_var + 1\n  kbv3_device_hint:")
+    config.write_text(broken)
+    proc = user("ansible-inventory", "-i", config, "--graph", check=False)
+    assert proc.returncode != 0 and "no_such_var" in proc.stderr
+    # Control: without strict, the expression is skipped and the fleet loads.
+    config.write_text(broken.replace("strict: true", "strict: false"))
+    assert "db-postgres-01" in user("ansible-inventory", "-i", config, "--graph").stdout
+
+
+def test_the_collection_playbook_writes_the_plan_from_the_plugin_inventory(user, sim):
+    config = fleet_project(user)
+    env = {"HCLOUD_TOKEN": sim.token, "HCLOUD_ENDPOINT": sim.endpoint}
+    user("ansible-playbook", "-i", config, "kbv3.hcloud.ph3_01", env=env)
+    diff = json.loads((user.project / "servers/volume_diff_v3.json").read_text())
+    assert len(diff["volumes_to_delete"]) == 40 and len(diff["volumes_to_create"]) == 47
+    graph = user("ansible-inventory", "-i", config, "--graph", "kbv3_orphans").stdout
+    assert "kbv3_orphans" in graph
+
+
+def test_ansible_doc_renders_the_installed_modules_and_plugin(user):
+    for name in ("kbv3.hcloud.volume", "kbv3.hcloud.volumes"):
+        out = user("ansible-doc", name).stdout
+        assert name in out and "api_token" in out and "check_mode" in out
+    out = user("ansible-doc", "-t", "inventory", "kbv3.hcloud.fleet").stdout
+    assert "keyed_groups" in out and "fleet_dir" in out
