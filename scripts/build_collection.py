@@ -19,7 +19,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAMESPACE, NAME = "kbv3", "hcloud"
 # Repository name -> collection name of each module.
 MODULES = {"kbv3_volume": "volume", "kbv3_volumes": "volumes"}
-TOOLS = ("kbv3_volume", "kbv3_volumes", "kbv3_inventory")
+# The collection's plugins and docs are GPL-3.0-or-later, as Ansible content
+# that runs inside ansible-core; the binaries (and their Rust source) are MIT.
+LICENSE_HEADER = ("# Copyright: (c) 2026, kbv3 developers\n"
+                  "# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)\n")
 
 
 def fqcn_text(text):
@@ -31,7 +34,7 @@ def fqcn_text(text):
         text = re.sub(rf"\b{repo}#module", f"{fq}#module", text)
         text = re.sub(rf"^(\s*- module:) {repo}$", rf"\1 {fq}", text, flags=re.M)
         text = re.sub(rf"^  module: {repo}$", f"  module: {short}", text, flags=re.M)
-        text = re.sub(rf"C\({repo} --schema\)", f"C({repo} --schema) (bin/ of the collection)", text)
+        text = re.sub(rf"C\({repo} --schema\)", f"C(plugins/modules/{short} --schema) (in the collection)", text)
     return text
 
 
@@ -48,6 +51,7 @@ description: >-
   every volume of a play in one task within the API's rate-limit budget), guarded
   deletions bound to a reviewed plan, and a fleet inventory plugin.
 license:
+  - GPL-3.0-or-later
   - MIT
 tags: [hetzner, hcloud, cloud, volumes, infrastructure]
 # PH3-02's steps on the servers; hetzner.hcloud is optional (group/kbv3.hcloud.all
@@ -81,10 +85,10 @@ def lay_out(x86_64, aarch64, root):
     for repo, short in MODULES.items():
         install(x86_64 / repo, root / "plugins/modules" / short, 0o755)
         sidecar = root / "plugins/modules" / f"{short}.yml"
-        sidecar.write_text(fqcn_text((ROOT / "library" / f"{repo}.yml").read_text()))
-        install(aarch64 / repo, root / "bin/linux-aarch64" / short, 0o755)
-    install(x86_64 / "kbv3_inventory", root / "bin/linux-x86_64/kbv3_inventory", 0o755)
-    install(aarch64 / "kbv3_inventory", root / "bin/linux-aarch64/kbv3_inventory", 0o755)
+        sidecar.write_text(LICENSE_HEADER + fqcn_text((ROOT / "library" / f"{repo}.yml").read_text()))
+        install(aarch64 / repo, root / "builds/linux-aarch64" / short, 0o755)
+    install(x86_64 / "kbv3_inventory", root / "builds/linux-x86_64/kbv3_inventory", 0o755)
+    install(aarch64 / "kbv3_inventory", root / "builds/linux-aarch64/kbv3_inventory", 0o755)
     for src in sorted((ROOT / "playbooks").rglob("*.yml")):
         rel = src.relative_to(ROOT / "playbooks")
         # Collection playbooks are named with underscores: kbv3.hcloud.ph3_02.

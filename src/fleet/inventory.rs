@@ -193,7 +193,14 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
 /// run the tool that made the inventory (from this repository or from the
 /// installed collection) on the files it read.
 pub fn add_fleet_vars(inventory: &mut Value, exe: Option<&Path>, paths: &FleetPaths) {
-    let abs = |p: &Path| text(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string());
+    let abs = |p: &Path| {
+        text(
+            &std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string(),
+        )
+    };
     let dir = paths.plan.parent().unwrap_or(Path::new("."));
     let fleet = json!({
         "inventory": exe.map(abs),
@@ -204,7 +211,10 @@ pub fn add_fleet_vars(inventory: &mut Value, exe: Option<&Path>, paths: &FleetPa
             "KBV3_DIFF_FILE": abs(&paths.diff),
         },
     });
-    if let Some(vars) = inventory.pointer_mut("/all/vars").and_then(Value::as_object_mut) {
+    if let Some(vars) = inventory
+        .pointer_mut("/all/vars")
+        .and_then(Value::as_object_mut)
+    {
         vars.insert("kbv3_fleet".into(), fleet);
     }
 }

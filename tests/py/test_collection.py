@@ -54,10 +54,10 @@ def user(tmp_path, installed):
 
 def test_the_tarball_holds_both_architectures_with_the_executable_bit(user):
     c = user.collection
-    for path in ("plugins/modules/volume", "plugins/modules/volumes", "bin/linux-x86_64/kbv3_inventory",
-                 "bin/linux-aarch64/volume", "bin/linux-aarch64/volumes", "bin/linux-aarch64/kbv3_inventory"):
+    for path in ("plugins/modules/volume", "plugins/modules/volumes", "builds/linux-x86_64/kbv3_inventory",
+                 "builds/linux-aarch64/volume", "builds/linux-aarch64/volumes", "builds/linux-aarch64/kbv3_inventory"):
         assert os.access(c / path, os.X_OK), path
-    machine = {"plugins/modules/volume": 62, "bin/linux-aarch64/volume": 183}  # ELF e_machine: x86-64, AArch64
+    machine = {"plugins/modules/volume": 62, "builds/linux-aarch64/volume": 183}  # ELF e_machine: x86-64, AArch64
     for path, number in machine.items():
         header = (c / path).read_bytes()[:20]
         assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == number, path
@@ -138,7 +138,7 @@ def test_the_aarch64_module_runs_under_qemu_against_the_simulator(user, sim, tmp
     args.write_text(json.dumps({"name": "kbv3-vault-01-data", "size": 20, "server": "vault-01",
                                 "api_token": sim.token, "api_endpoint": sim.endpoint,
                                 "_ansible_check_mode": False, "_ansible_diff": False}))
-    proc = subprocess.run([QEMU, str(user.collection / "bin/linux-aarch64/volume"), str(args)],
+    proc = subprocess.run([QEMU, str(user.collection / "builds/linux-aarch64/volume"), str(args)],
                           capture_output=True, text=True, timeout=300)
     result = json.loads(proc.stdout)
     assert result.get("failed") is not True, result
@@ -229,3 +229,23 @@ def test_ansible_doc_renders_the_installed_modules_and_plugin(user):
         assert name in out and "api_token" in out and "check_mode" in out
     out = user("ansible-doc", "-t", "inventory", "kbv3.hcloud.fleet").stdout
     assert "keyed_groups" in out and "fleet_dir" in out
+
+
+def test_ansible_lint_production_profile_passes_on_the_installed_collection(user):
+    proc = subprocess.run([str(VENV_BIN / "ansible-lint"), "--profile", "production", "--offline", "--nocolor"],
+                          cwd=user.collection, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(user.collection.parents[2]),
+                               "PATH": f"{VENV_BIN}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Profile 'production' was required, and it passed" in proc.stdout + proc.stderr
+
+
+def test_ansible_test_sanity_passes_with_only_the_binaries_ignored(tmp_path):
+    ignores = (ROOT / "collection/tests/sanity/ignore-2.19.txt").read_text().split()
+    assert ignores == ["plugins/modules/volume", "validate-modules!skip", "plugins/modules/volumes",
+                       "validate-modules!skip"]
+    proc = subprocess.run([str(ROOT / "scripts/sanity.sh")], capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "KBV3_SANITY_DIR": str(tmp_path / "sanity")})
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    ran = [line for line in proc.stdout.splitlines() if line.startswith("Running sanity test")]
+    assert any('"validate-modules"' in line for line in ran) and any('"pylint"' in line for line in ran), ran

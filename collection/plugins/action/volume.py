@@ -1,5 +1,5 @@
-# Copyright: kbv3 developers
-# MIT License (see LICENSE)
+# Copyright: (c) 2026, kbv3 developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of kbv3.hcloud.volume: runs the module's build for the
 target's OS and architecture (plugin_utils/dispatch.py)."""
 

@@ -1,5 +1,5 @@
-# Copyright: kbv3 developers
-# MIT License (see LICENSE)
+# Copyright: (c) 2026, kbv3 developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Inventory plugin kbv3.hcloud.fleet: the kbv3 fleet (servers_v3.tsv, the
 volume rules and the reviewed PH3-01 diff) as Ansible groups and variables,
 with the constructed features (compose, groups, keyed_groups, strict)."""

@@ -1,5 +1,5 @@
-# Copyright: kbv3 developers
-# MIT License (see LICENSE)
+# Copyright: (c) 2026, kbv3 developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The action plugin behind kbv3's binary modules: it asks the machine the
 module will run on (the delegated host with `delegate_to`) for its OS and
 architecture, sends the build of the module made for it, and fails with a

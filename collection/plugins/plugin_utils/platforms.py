@@ -1,11 +1,11 @@
-# Copyright: kbv3 developers
-# MIT License (see LICENSE)
+# Copyright: (c) 2026, kbv3 developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Which of the collection's static binaries runs on a given machine.
 
 kbv3's modules and inventory are static Linux executables, built for
 x86_64 and aarch64. The x86_64 modules are the files Ansible resolves
 (plugins/modules/volume, volumes); every other build sits in
-bin/<os>-<arch>/ under the collection's root.
+builds/<os>-<arch>/ under the collection's root.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES_DIR = os.path.join(COLLECTION_ROOT, "plugins", "modules")
-BIN_DIR = os.path.join(COLLECTION_ROOT, "bin")
+BIN_DIR = os.path.join(COLLECTION_ROOT, "builds")
 
 # `uname -m` spellings of the two architectures.
 _ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
