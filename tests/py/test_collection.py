@@ -213,14 +213,27 @@ def test_strict_makes_a_failing_expression_fail_the_inventory(user):
     assert "db-postgres-01" in user("ansible-inventory", "-i", config, "--graph").stdout
 
 
-def test_the_collection_playbook_writes_the_plan_from_the_plugin_inventory(user, sim):
+def test_the_collection_playbooks_plan_then_execute_the_reviewed_diff(user, sim):
     config = fleet_project(user)
-    env = {"HCLOUD_TOKEN": sim.token, "HCLOUD_ENDPOINT": sim.endpoint}
+    env = {"HCLOUD_TOKEN": sim.token, "HCLOUD_ENDPOINT": sim.endpoint, "KBV3_POLL_INTERVAL_MS": "20"}
     user("ansible-playbook", "-i", config, "kbv3.hcloud.ph3_01", env=env)
-    diff = json.loads((user.project / "servers/volume_diff_v3.json").read_text())
+    diff_file = user.project / "servers/volume_diff_v3.json"
+    diff = json.loads(diff_file.read_text())
     assert len(diff["volumes_to_delete"]) == 40 and len(diff["volumes_to_create"]) == 47
-    graph = user("ansible-inventory", "-i", config, "--graph", "kbv3_orphans").stdout
-    assert "kbv3_orphans" in graph
+    # The API stage only (the servers are not reachable here): a second source
+    # sets every host's connection to local and turns the host side off.
+    hosts = [line.split("\t")[0] for line in (user.project / "servers/servers_v3.tsv").read_text().splitlines()[1:]]
+    overlay = user.project / "local.yml"
+    overlay.write_text(yaml.safe_dump({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False}
+                                                         for h in hosts}}}))
+    code = subprocess.run(["sha256sum", str(diff_file)], capture_output=True, text=True).stdout[:12]
+    user("ansible-playbook", "-i", config, "-i", overlay, "kbv3.hcloud.ph3_02", "-e", f"kbv3_confirm_destroy={code}",
+         env=env)
+    deleted = {int(r["path"].rsplit("/", 1)[1]) for r in sim.mutating() if r["method"] == "DELETE"}
+    assert deleted == {v["id"] for v in diff["volumes_to_delete"]}
+    # The report was written by the collection's kbv3_inventory, next to the diff.
+    runs = json.loads((user.project / "servers/ph3_02_report.json").read_text())
+    assert len(runs) == 1 and runs[0]["confirmation_code"] == code
 
 
 def test_ansible_doc_renders_the_installed_modules_and_plugin(user):

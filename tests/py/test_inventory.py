@@ -41,6 +41,11 @@ def test_list_and_host(fleet_dir):
     assert len(inv["kbv3"]["children"]) == 27
     assert inv["data_apps_misc"]["hosts"] == sorted(
         h for h, v in hostvars.items() if v["role_v3"] in APPS_MISC)
+    # Where the tool and the files it read are, for the playbooks (a var of `all`).
+    fleet = hostvars["db-postgres-01"].pop("kbv3_fleet")
+    assert fleet["inventory"] == str(INVENTORY.resolve())
+    assert fleet["env"]["KBV3_SERVERS_FILE"] == str(fleet_dir / "servers_v3.tsv")
+    assert fleet["env"]["KBV3_DIFF_FILE"] == str(fleet_dir / "volume_diff_v3.json")
     assert hostvars["db-postgres-01"] == {
         "ansible_host": "10.0.0.120", "role_v3": "db-postgres", "kbv3_volume_name": "kbv3-db-postgres-01-data",
         "kbv3_volume_size": 100, "kbv3_volume_class": "db-postgres", "kbv3_mountpoint": "/data/db_postgres",
