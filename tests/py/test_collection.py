@@ -257,8 +257,12 @@ def test_ansible_test_sanity_passes_with_only_the_binaries_ignored(tmp_path):
     ignores = (ROOT / "collection/tests/sanity/ignore-2.19.txt").read_text().split()
     assert ignores == ["plugins/modules/volume", "validate-modules!skip", "plugins/modules/volumes",
                        "validate-modules!skip"]
-    proc = subprocess.run([str(ROOT / "scripts/sanity.sh")], capture_output=True, text=True, timeout=1200,
-                          env={**os.environ, "KBV3_SANITY_DIR": str(tmp_path / "sanity")})
+    work = tmp_path / "sanity"
+    try:
+        proc = subprocess.run([str(ROOT / "scripts/sanity.sh")], capture_output=True, text=True, timeout=1200,
+                              env={**os.environ, "KBV3_SANITY_DIR": str(work)})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # ansible-test's venvs: a few hundred MB
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     ran = [line for line in proc.stdout.splitlines() if line.startswith("Running sanity test")]
     assert any('"validate-modules"' in line for line in ran) and any('"pylint"' in line for line in ran), ran

@@ -3,6 +3,7 @@ and the PH3-01 commands against the seeded simulator."""
 import hashlib
 import json
 import pathlib
+import shutil
 
 import pytest
 
@@ -154,3 +155,25 @@ def test_a_broken_fleet_file_stops_the_playbook(fleet_dir, tmp_path):
     assert proc.returncode != 0
     assert "unknown role 'db-pg'" in proc.stdout + proc.stderr
     assert "hi" not in proc.stdout
+
+
+def test_a_fresh_clone_is_told_to_build_before_the_first_playbook(tmp_path):
+    """Before `make build`, the inventory that ansible.cfg names explains
+    itself instead of a bare parse failure."""
+    clone = tmp_path / "clone"
+    for part in ("ansible.cfg", "inventory/kbv3.sh", "playbooks", "servers/servers_v3.tsv",
+                 "servers/volume_rules_v3.tsv"):
+        src, dest = ROOT / part, clone / part
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest)
+        else:
+            shutil.copy2(src, dest)
+    proc = run(["ansible-playbook", "playbooks/ph3-01.yml"], cwd=clone, env={"ANSIBLE_CONFIG": str(clone / "ansible.cfg")})
+    assert proc.returncode != 0
+    assert "is not built yet" in proc.stderr and "make build" in proc.stderr
+    assert "plugin: kbv3.hcloud.fleet" in proc.stderr
+    # Control: with the binary in place the same inventory loads.
+    shutil.copy2(INVENTORY, clone / "inventory/kbv3_inventory")
+    graph = run(["ansible-inventory", "--graph"], cwd=clone, env={"ANSIBLE_CONFIG": str(clone / "ansible.cfg")})
+    assert graph.returncode == 0 and "db-postgres-01" in graph.stdout
