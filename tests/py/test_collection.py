@@ -132,19 +132,40 @@ def test_the_dispatcher_refuses_a_platform_it_has_no_build_for(user, sim, tmp_pa
     assert sim.mutating()
 
 
+AARCH64_RUNS = {
+    "volume": {"name": "kbv3-vault-01-data", "size": 20, "server": "vault-01"},
+    "volumes": {"volumes": [{"host": "vault-01", "name": "kbv3-vault-01-data", "size": 20, "server": "vault-01"}]},
+}
+
+
 @pytest.mark.skipif(QEMU is None, reason="qemu-user-static is not installed (make setup installs it)")
-def test_the_aarch64_module_runs_under_qemu_against_the_simulator(user, sim, tmp_path):
+@pytest.mark.parametrize("module", sorted(AARCH64_RUNS))
+def test_the_aarch64_modules_run_under_qemu_against_the_simulator(user, sim, tmp_path, module):
     args = tmp_path / "args.json"
-    args.write_text(json.dumps({"name": "kbv3-vault-01-data", "size": 20, "server": "vault-01",
-                                "api_token": sim.token, "api_endpoint": sim.endpoint,
+    args.write_text(json.dumps({**AARCH64_RUNS[module], "api_token": sim.token, "api_endpoint": sim.endpoint,
                                 "_ansible_check_mode": False, "_ansible_diff": False}))
-    proc = subprocess.run([QEMU, str(user.collection / "builds/linux-aarch64/volume"), str(args)],
+    proc = subprocess.run([QEMU, str(user.collection / "builds/linux-aarch64" / module), str(args)],
                           capture_output=True, text=True, timeout=300)
     result = json.loads(proc.stdout)
     assert result.get("failed") is not True, result
-    assert result["changed"] and result["volume"]["server_name"] == "vault-01"
+    volume = result["volume"] if module == "volume" else result["hosts"]["vault-01"]["volume"]
+    assert result["changed"] and volume["server_name"] == "vault-01"
     assert [r for r in sim.mutating() if r["route"] == "/volumes"], "the aarch64 build sent no request"
     assert sim.token not in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(QEMU is None, reason="qemu-user-static is not installed (make setup installs it)")
+def test_the_aarch64_inventory_tool_runs_under_qemu(user):
+    proc = subprocess.run([QEMU, str(user.collection / "builds/linux-aarch64/kbv3_inventory"), "--list"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ,
+                                                                           "KBV3_FLEET_DIR": str(ROOT / "servers")})
+    assert proc.returncode == 0, proc.stderr
+    native = subprocess.run([str(ROOT / "inventory/kbv3_inventory"), "--list"], capture_output=True, text=True,
+                            env={**os.environ, "KBV3_FLEET_DIR": str(ROOT / "servers")}, check=True)
+    ours, theirs = json.loads(proc.stdout), json.loads(native.stdout)
+    for doc in (ours, theirs):
+        doc["all"]["vars"].pop("kbv3_fleet")  # names the executable, which differs
+    assert ours == theirs
 
 
 def plain(value):
