@@ -33,6 +33,9 @@ class Fleet:
             lines = tsv.read_text().splitlines()
             tsv.write_text("\n".join(lines[:1] + [l for l in lines[1:] if l.split("\t")[0] in hosts]) + "\n")
         self.mnt = tmp_path / "mnt"
+        # Ansible's scratch folders: a killed run leaves its own behind, here
+        # rather than in ~/.ansible/tmp.
+        self.ansible_tmp = tmp_path / "ansible-tmp"
         # One fstab per simulated host, as real servers have: several hosts
         # rewriting one shared file at once would lose each other's lines.
         self.fstabs = tmp_path / "fstab.d"
@@ -56,7 +59,8 @@ class Fleet:
     def env(self):
         return {"KBV3_FLEET_DIR": str(self.fleet), "HCLOUD_TOKEN": self.sim.token, "HCLOUD_ENDPOINT": self.sim.endpoint,
                 "KBV3_POLL_INTERVAL_MS": "20", "KBV3_RETRY_BASE_MS": "50",
-                "ANSIBLE_PYTHON_INTERPRETER": str(VENV_BIN / "python")}
+                "ANSIBLE_PYTHON_INTERPRETER": str(VENV_BIN / "python"),
+                "ANSIBLE_LOCAL_TEMP": str(self.ansible_tmp / "local"), "ANSIBLE_REMOTE_TEMP": str(self.ansible_tmp / "remote")}
 
     def command(self, playbook, *args):
         return ["ansible-playbook", "-i", str(ROOT / "inventory" / "kbv3_inventory"), "-i", str(self.overlay),
