@@ -16,6 +16,9 @@ COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspat
 MODULES_DIR = os.path.join(COLLECTION_ROOT, "plugins", "modules")
 BIN_DIR = os.path.join(COLLECTION_ROOT, "builds")
 
+# The modules; their x86_64 builds are the files in plugins/modules.
+MODULES = ("volume", "volumes")
+
 # `uname -m` spellings of the two architectures.
 _ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -37,7 +40,7 @@ def binary(tool, system, machine):
     arch = _arch(system, machine)
     if arch is None:
         raise UnsupportedPlatform(unsupported_message(tool, system, machine))
-    if arch == "x86_64" and os.path.exists(os.path.join(MODULES_DIR, tool)):
+    if arch == "x86_64" and tool in MODULES:
         return os.path.join(MODULES_DIR, tool)
     return os.path.join(BIN_DIR, "linux-" + arch, tool)
 
