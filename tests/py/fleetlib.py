@@ -17,6 +17,11 @@ REAL_HOSTS = ["minio-01", "db-postgres-01", "redis-01", "mail-mx-01", "builder-0
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mounts need root")
 
 
+
+def confirmation_code(diff_file):
+    """A diff's confirmation code, computed here from the file's bytes (the contract)."""
+    return hashlib.sha256(diff_file.read_bytes()).hexdigest()[:12]
+
 class Fleet:
     """A simulator, a private fleet folder, a mount root and an inventory overlay."""
 
@@ -73,8 +78,7 @@ class Fleet:
         return json.loads((self.fleet / "volume_diff_v3.json").read_text())
 
     def code(self):
-        """The confirmation code, computed here from the file's bytes (the contract)."""
-        return hashlib.sha256((self.fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+        return confirmation_code(self.fleet / "volume_diff_v3.json")
 
     def edit_diff(self, change):
         """Rewrites the diff by hand, as an operator with an editor would."""

@@ -11,7 +11,8 @@ import tomllib
 import pytest
 import yaml
 
-from conftest import ROOT, TOKEN, VENV_BIN
+from conftest import ROOT, VENV_BIN
+from fleetlib import confirmation_code
 
 VERSION = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
 TARBALL = ROOT / f"kbv3-hcloud-{VERSION}.tar.gz"
@@ -247,7 +248,7 @@ def test_the_collection_playbooks_plan_then_execute_the_reviewed_diff(user, sim)
     overlay = user.project / "local.yml"
     overlay.write_text(yaml.safe_dump({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False}
                                                          for h in hosts}}}))
-    code = subprocess.run(["sha256sum", str(diff_file)], capture_output=True, text=True).stdout[:12]
+    code = confirmation_code(diff_file)
     user("ansible-playbook", "-i", config, "-i", overlay, "kbv3.hcloud.ph3_02", "-e", f"kbv3_confirm_destroy={code}",
          env=env)
     deleted = {int(r["path"].rsplit("/", 1)[1]) for r in sim.mutating() if r["method"] == "DELETE"}
