@@ -9,6 +9,8 @@
 //! - [`module`]: the `kbv3_volume` Ansible module: parse, observe, plan, apply.
 //! - [`volumes`]: the `kbv3_volumes` Ansible module: a whole fleet in one task,
 //!   on the same planner and steps.
+//! - [`reconcile`]: what a real PH3-02 run keeps beside its requests: host
+//!   locks, the journal of every change, and the resolution of a killed run's.
 //! - [`fleet`]: the fleet files (`servers_v3.tsv`, role rules), the inventory
 //!   and the PH3-01 plan, snapshot and diff.
 //! - [`fsutil`], [`clock`]: atomic file writes and timestamps, shared by the binaries.
@@ -18,5 +20,6 @@ pub mod fleet;
 pub mod fsutil;
 pub mod hcloud;
 pub mod module;
+pub mod reconcile;
 pub mod sim;
 pub mod volumes;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::diff::{self, STRATEGY};
+use super::diff::{self, LegacySelector, STRATEGY};
 use super::paths::{self, FleetPaths};
 use super::plan::{self, Plan};
 use super::reviewed::{self, confirmation_code};
@@ -72,15 +72,28 @@ enum Command {
         /// Only destroy_and_recreate_all (the report's Option A).
         #[arg(long, default_value = STRATEGY)]
         strategy: String,
+        /// Unattached volumes whose names match one of these patterns
+        /// (comma-separated, `*` and `?` wildcards) are legacy orphans to
+        /// delete; "" for none.
+        #[arg(long, default_value = "vol-*")]
+        legacy_names: String,
+        /// Unattached volumes whose labels match this Hetzner label
+        /// selector are legacy orphans too.
+        #[arg(long)]
+        legacy_label_selector: Option<String>,
         #[arg(long)]
         json: bool,
     },
-    /// Append a PH3-02 run (its facts as JSON on stdin, from playbooks/ph3-02.yml)
-    /// to ph3_02_report.json and rewrite ph3_02_report.md.
+    /// Rebuild ph3_02_report.json and .md from the journal in the state
+    /// directory; with --host-side, first add the host side's facts of a
+    /// run (JSON on stdin, from PH3-02) to the journal.
     Report {
-        /// The folder of the report files (default: the fleet's servers/ folder).
+        /// The state directory (default: KBV3_STATE_DIR, else the fleet's folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Read the host side's facts from stdin.
+        #[arg(long)]
+        host_side: bool,
     },
 }
 
@@ -100,16 +113,18 @@ pub fn run(cli: Cli, env: &Environment) -> Result<()> {
             }
             None => Err(anyhow!("nothing to do: use --list, --host NAME, or a command (plan, existing, diff, report); see --help")),
         },
-        Some(Command::Report { dir }) => {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .context("cannot read the run's facts from stdin")?;
-            let facts: report::RunFacts = serde_json::from_str(&text)
-                .context("the run's facts on stdin are not what playbooks/ph3-02.yml sends")?;
-            let dir = dir.unwrap_or_else(|| paths.diff.parent().map(Path::to_path_buf).unwrap_or_default());
-            let (json_path, md_path) = (dir.join("ph3_02_report.json"), dir.join("ph3_02_report.md"));
-            let runs = report::append(&json_path, &md_path, report::record(&facts, rfc3339(now_ms())))?;
-            println!("recorded run {runs} in {} and {}", json_path.display(), md_path.display());
+        Some(Command::Report { dir, host_side }) => {
+            let dir = dir.unwrap_or(paths.state);
+            if host_side {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), crate::fsutil::MAX_JSON_BYTES), &mut text)
+                    .context("cannot read the host side's facts from stdin")?;
+                let facts: report::HostSideFacts = serde_json::from_str(&text)
+                    .context("the host side's facts on stdin are not what PH3-02 sends")?;
+                report::record_host_side(&dir, &facts).map_err(|e| anyhow!("{e}"))?;
+            }
+            let (json_path, md_path, runs) = report::rebuild(&dir).map_err(|e| anyhow!("{e}"))?;
+            println!("{runs} runs recorded in {} and {}", json_path.display(), md_path.display());
             Ok(())
         }
         Some(Command::Plan { output, json }) => {
@@ -124,10 +139,15 @@ pub fn run(cli: Cli, env: &Environment) -> Result<()> {
             write_json_atomic(&out, &snapshot)?;
             report(json, &snapshot, &format!("{}wrote {}", snapshot.summary(), out.display()))
         }
-        Some(Command::Diff { plan, existing, output, strategy, json }) => {
+        Some(Command::Diff { plan, existing, output, strategy, legacy_names, legacy_label_selector, json }) => {
             if strategy != STRATEGY {
                 return Err(anyhow!("unknown strategy '{strategy}'; the only strategy is {STRATEGY} (Option A)"));
             }
+            let legacy = LegacySelector {
+                names: legacy_names.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect(),
+                label_selector: legacy_label_selector.filter(|s| !s.trim().is_empty()),
+            };
+            legacy.check().map_err(|e| anyhow!("--legacy-label-selector: {e}"))?;
             let plan_path = plan.unwrap_or(paths.plan);
             let plan: Plan = read_json(&plan_path, "a plan file; run `kbv3_inventory plan` first")?;
             let (snapshot, source) = match existing {
@@ -138,7 +158,7 @@ pub fn run(cli: Cli, env: &Environment) -> Result<()> {
                     (s, source)
                 }
             };
-            let diff = diff::compute(&plan, &snapshot, rfc3339(now_ms()), source);
+            let diff = diff::compute(&plan, &snapshot, &legacy, rfc3339(now_ms()), source);
             diff::validate(&diff, &plan).map_err(|problems| {
                 anyhow!("the computed diff is inconsistent (a bug, please report it):\n  {}", problems.join("\n  "))
             })?;
@@ -198,9 +218,9 @@ fn take_snapshot(env: &Environment) -> Result<Snapshot> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path)
+    let bytes = crate::fsutil::read_bounded(path, crate::fsutil::MAX_JSON_BYTES)
         .with_context(|| format!("{}: cannot read {what}", path.display()))?;
-    serde_json::from_str(&text)
+    serde_json::from_slice(&bytes)
         .map_err(|e| anyhow!("{}:{}: not {what}: {e}", path.display(), e.line()))
 }
 

@@ -8,9 +8,14 @@
 //!   server, too small) it is listed *to fix*;
 //! - a volume attached to a server outside the fleet is *left alone*.
 //!
-//! Every other existing volume is deleted: those attached to a fleet server
-//! belong to that host, the unattached ones are orphans. The diff is
-//! validated as a whole ([`validate`]) before anything acts on it.
+//! Every volume attached to a fleet server belongs to that host and is
+//! deleted, whatever its name. An unattached volume is deleted (an orphan)
+//! only when the legacy selector ([`LegacySelector`]: by default names
+//! `vol-*`) matches it; any other is left alone, so a project shared with
+//! other teams keeps their scratch volumes. The diff records the selector and
+//! the server id of every fleet host, so it can only be executed against the
+//! servers it was made for. It is validated as a whole ([`validate`]) before
+//! anything acts on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +23,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::plan::{Plan, PlannedVolume};
 use super::snapshot::{per_location, ProjectServer, Snapshot, VolumeRef};
+use crate::hcloud::selector::Selector;
+use crate::hcloud::types::Labels;
 
 /// The only strategy: Option A of the PH3-01 report.
 pub const STRATEGY: &str = "destroy_and_recreate_all";
@@ -106,6 +113,79 @@ pub struct DiffTotals {
     pub to_create_by_location: BTreeMap<String, usize>,
 }
 
+/// Which unattached volumes are legacy volumes (orphans PH3-02 deletes): a
+/// name matching one of `names` (`*` and `?` wildcards), or labels matching
+/// `label_selector` (Hetzner's syntax). Any other unattached volume is left
+/// alone. Volumes attached to fleet servers are deleted whatever their names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacySelector {
+    pub names: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub label_selector: Option<String>,
+}
+
+impl Default for LegacySelector {
+    /// The legacy convention the PH3-01 report describes: `vol-*`.
+    fn default() -> Self {
+        LegacySelector {
+            names: vec!["vol-*".into()],
+            label_selector: None,
+        }
+    }
+}
+
+impl LegacySelector {
+    /// Checks the label selector's syntax; the error says what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(text) = &self.label_selector {
+            Selector::parse(text).map_err(|e| format!("legacy label selector '{text}': {e}"))?;
+        }
+        if self.names.iter().any(String::is_empty) {
+            return Err("a legacy name pattern is empty".into());
+        }
+        Ok(())
+    }
+
+    /// True when a volume with this name and these labels is a legacy volume.
+    pub fn matches(&self, name: &str, labels: &Labels) -> bool {
+        self.names
+            .iter()
+            .any(|p| glob(p.as_bytes(), name.as_bytes()))
+            || self
+                .label_selector
+                .as_deref()
+                .and_then(|t| Selector::parse(t).ok())
+                .is_some_and(|s| s.matches(labels))
+    }
+
+    /// The selector in words, for reasons and summaries.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.names.iter().map(|n| format!("name {n}")).collect();
+        if let Some(l) = &self.label_selector {
+            parts.push(format!("labels {l}"));
+        }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(" or ")
+        }
+    }
+}
+
+/// Matches `text` against a pattern where `*` is any run and `?` any one byte.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.split_first(), text.split_first()) {
+        (None, _) => text.is_empty(),
+        (Some((b'*', rest)), _) => {
+            glob(rest, text) || text.split_first().is_some_and(|(_, t)| glob(pattern, t))
+        }
+        (Some((b'?', rest)), Some((_, t))) => glob(rest, t),
+        (Some((p, rest)), Some((c, t))) if p == c => glob(rest, t),
+        _ => false,
+    }
+}
+
 /// The diff file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -114,6 +194,11 @@ pub struct Diff {
     pub generated_at: String,
     /// Where the existing volumes came from (an endpoint or a snapshot file).
     pub existing_source: String,
+    /// Which unattached volumes were taken for legacy volumes.
+    pub legacy_selector: LegacySelector,
+    /// The server id of each fleet host the project has: PH3-02 refuses the
+    /// diff when the API shows other servers under these names.
+    pub fleet_servers: BTreeMap<String, i64>,
     pub volumes_to_delete: Vec<ListedVolume>,
     pub volumes_to_create: Vec<ToCreate>,
     pub volumes_to_fix: Vec<ToFix>,
@@ -140,6 +225,7 @@ enum Verdict {
 /// Decides one existing volume's fate.
 fn judge(
     v: &VolumeRef,
+    legacy: bool,
     target: Option<&PlannedVolume>,
     fleet: &BTreeSet<&str>,
     servers: &BTreeMap<&str, &ProjectServer>,
@@ -159,13 +245,20 @@ fn judge(
         ));
     }
     let Some(p) = target else {
-        return Verdict::Delete(match (&v.server_name, v.name.starts_with("kbv3-")) {
-            (_, true) => "a kbv3 volume that the plan does not list (Option A: destroy)".into(),
-            (Some(s), false) => format!(
-                "legacy volume of {s}: does not follow the v3 convention kbv3-<hostname>-data (Option A: destroy & recreate)"
+        return match (&v.server_name, v.name.starts_with("kbv3-")) {
+            (None, _) if !legacy => Verdict::LeaveAlone(
+                "unattached and not a legacy volume (the legacy selector does not match it): never deleted by PH3-02".into(),
             ),
-            (None, false) => "unattached legacy volume (orphan): does not follow the v3 convention (Option A: destroy)".into(),
-        });
+            (None, _) => Verdict::Delete(
+                "unattached legacy volume (orphan, matched by the legacy selector): does not follow the v3 convention (Option A: destroy)".into(),
+            ),
+            (Some(_), true) => Verdict::Delete(
+                "a kbv3 volume that the plan does not list (Option A: destroy)".into(),
+            ),
+            (Some(s), false) => Verdict::Delete(format!(
+                "legacy volume of {s}: does not follow the v3 convention kbv3-<hostname>-data (Option A: destroy & recreate)"
+            )),
+        };
     };
     let host_location = servers
         .get(p.hostname.as_str())
@@ -238,6 +331,7 @@ fn judge(
 pub fn compute(
     plan: &Plan,
     existing: &Snapshot,
+    legacy: &LegacySelector,
     generated_at: String,
     existing_source: String,
 ) -> Diff {
@@ -256,6 +350,11 @@ pub fn compute(
         strategy: STRATEGY.into(),
         generated_at,
         existing_source,
+        legacy_selector: legacy.clone(),
+        fleet_servers: fleet
+            .iter()
+            .filter_map(|h| servers.get(h).map(|s| (h.to_string(), s.id)))
+            .collect(),
         volumes_to_delete: Vec::new(),
         volumes_to_create: Vec::new(),
         volumes_to_fix: Vec::new(),
@@ -264,9 +363,11 @@ pub fn compute(
         missing_servers: Vec::new(),
         totals: DiffTotals::default(),
     };
-    for v in existing.volumes.iter().map(|e| &e.volume) {
+    for e in &existing.volumes {
+        let v = &e.volume;
         let target = targets.get(v.name.as_str()).copied();
-        match judge(v, target, &fleet, &servers) {
+        let is_legacy = legacy.matches(&v.name, &e.labels);
+        match judge(v, is_legacy, target, &fleet, &servers) {
             Verdict::Delete(reason) => diff.volumes_to_delete.push(ListedVolume::of(v, reason)),
             Verdict::Fix(f) => diff.volumes_to_fix.push(f),
             Verdict::Ok(o) => diff.volumes_ok.push(o),
@@ -355,6 +456,9 @@ fn totals_of(d: &Diff, existing: usize, target: usize) -> DiffTotals {
 /// line of the error; an `Ok` diff can be executed as it stands.
 pub fn validate(d: &Diff, plan: &Plan) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
+    if let Err(e) = d.legacy_selector.check() {
+        problems.push(e);
+    }
     if d.strategy != STRATEGY {
         problems.push(format!(
             "strategy '{}' is unknown; the only strategy is {STRATEGY}",
@@ -413,6 +517,11 @@ pub fn validate(d: &Diff, plan: &Plan) -> Result<(), Vec<String>> {
                 .iter()
                 .filter_map(|v| v.server_name.as_deref()),
         )
+        .filter(|h| !fleet.contains_key(h))
+        .collect();
+    let unknown: BTreeSet<&str> = unknown
+        .into_iter()
+        .chain(d.fleet_servers.keys().map(String::as_str))
         .filter(|h| !fleet.contains_key(h))
         .collect();
     if !unknown.is_empty() {
@@ -482,8 +591,20 @@ pub fn validate(d: &Diff, plan: &Plan) -> Result<(), Vec<String>> {
             problems.push(format!("volume name {name} appears more than once"));
         }
     }
-    // Deletions: complete, and never a planned target.
+    // Deletions: complete, never a planned target, orphans only by the selector.
     for v in &d.volumes_to_delete {
+        let no_labels = Labels::default();
+        if v.server_name.is_none()
+            && d.legacy_selector.label_selector.is_none()
+            && !d.legacy_selector.matches(&v.name, &no_labels)
+        {
+            problems.push(format!(
+                "volumes_to_delete: {} ({}) is unattached but the legacy selector ({}) does not match it",
+                v.name,
+                v.id,
+                d.legacy_selector.describe()
+            ));
+        }
         let what = format!("volumes_to_delete: {} ({})", v.name, v.id);
         if target_names.contains(v.name.as_str()) {
             problems.push(format!(
@@ -540,6 +661,10 @@ impl Diff {
                 f.fixes.join(", ")
             ));
         }
+        out.push_str(&format!(
+            "  orphans are unattached volumes matching {}\n",
+            self.legacy_selector.describe()
+        ));
         for v in &self.volumes_left_alone {
             out.push_str(&format!(
                 "    left alone {} ({}): {}\n",
@@ -703,18 +828,24 @@ mod tests {
                 [vec![], vec!["b"], vec![], vec![], vec!["kbv3-a-data"]],
             ),
             (
-                "orphans are deleted",
+                "orphans are deleted when the legacy selector matches them",
                 vec![
                     vol(9, "kbv3-gone-data", 20, None),
                     vol(8, "scratch", 10, None),
+                    vol(7, "vol-old", 10, None),
                 ],
                 [
-                    vec!["kbv3-gone-data", "scratch"],
+                    vec!["vol-old"],
                     vec!["a", "b"],
                     vec![],
                     vec![],
-                    vec![],
+                    vec!["kbv3-gone-data", "scratch"],
                 ],
+            ),
+            (
+                "attached to a fleet server: deleted whatever its name",
+                vec![vol(8, "scratch", 10, Some("a"))],
+                [vec!["scratch"], vec!["a", "b"], vec![], vec![], vec![]],
             ),
             (
                 "attached outside the fleet: left alone, whatever its name",
@@ -732,7 +863,13 @@ mod tests {
             ),
         ];
         for (case, existing, [del, create, fix, ok, alone]) in cases {
-            let d = compute(&plan(), &snapshot(existing), "t".into(), "test".into());
+            let d = compute(
+                &plan(),
+                &snapshot(existing),
+                &LegacySelector::default(),
+                "t".into(),
+                "test".into(),
+            );
             assert_eq!(
                 names(d.volumes_to_delete.iter().map(|v| v.name.as_str())),
                 del,
@@ -780,6 +917,7 @@ mod tests {
                 vol(1, "vol-x", 10, Some("b")),
                 vol(2, "vol-y", 10, Some("outsider")),
             ]),
+            &LegacySelector::default(),
             "t".into(),
             "s".into(),
         );
@@ -804,11 +942,50 @@ mod tests {
             &plan(),
             &snapshot(vec![
                 vol(1, "vol-a", 10, Some("a")),
-                vol(2, "scratch", 10, None),
+                vol(2, "vol-scratch", 10, None),
             ]),
+            &LegacySelector::default(),
             "t".into(),
             "s".into(),
         )
+    }
+
+    /// (case, selector, name, labels, legacy?)
+    #[test]
+    fn the_legacy_selector_by_name_or_labels() {
+        let by_name = LegacySelector::default();
+        let by_labels = LegacySelector {
+            names: vec![],
+            label_selector: Some("team=legacy,!keep".into()),
+        };
+        let both = LegacySelector {
+            names: vec!["old-?".into(), "*-tmp".into()],
+            label_selector: Some("team=legacy".into()),
+        };
+        let legacy: Labels = [("team".to_string(), "legacy".to_string())].into();
+        let none = Labels::default();
+        let cases = [
+            ("vol-* by name", &by_name, "vol-redis-01", &none, true),
+            ("vol-* needs the prefix", &by_name, "my-vol-1", &none, false),
+            ("vol-* ignores labels", &by_name, "scratch", &legacy, false),
+            ("labels only", &by_labels, "vol-redis-01", &none, false),
+            ("labels match", &by_labels, "scratch", &legacy, true),
+            ("? is one character", &both, "old-1", &none, true),
+            ("? is not two", &both, "old-12", &none, false),
+            ("* in front", &both, "build-tmp", &none, true),
+            ("either matches", &both, "scratch", &legacy, true),
+        ];
+        for (case, sel, name, labels, want) in cases {
+            assert_eq!(sel.matches(name, labels), want, "{case}");
+        }
+        let bad = LegacySelector {
+            names: vec![],
+            label_selector: Some("a b".into()),
+        };
+        assert!(bad
+            .check()
+            .unwrap_err()
+            .contains("legacy label selector 'a b'"));
     }
 
     /// (case, edit of a valid diff, start of the one problem it must cause)
@@ -868,6 +1045,18 @@ mod tests {
                 "another strategy",
                 |d| d.strategy = "yolo".into(),
                 "strategy 'yolo' is unknown",
+            ),
+            (
+                "an orphan the selector does not match",
+                |d| d.volumes_to_delete[1].name = "team-scratch".into(),
+                "volumes_to_delete: team-scratch (2) is unattached but the legacy selector (name vol-*) does not match it",
+            ),
+            (
+                "a server of another fleet",
+                |d| {
+                    d.fleet_servers.insert("ghost".into(), 9);
+                },
+                "the diff names hosts that are not in the inventory: ghost",
             ),
         ];
         assert_eq!(

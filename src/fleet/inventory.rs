@@ -201,11 +201,13 @@ pub fn add_fleet_vars(inventory: &mut Value, exe: Option<&Path>, paths: &FleetPa
                 .to_string(),
         )
     };
-    let dir = paths.plan.parent().unwrap_or(Path::new("."));
+    let dir = paths.servers.parent().unwrap_or(Path::new("."));
     let fleet = json!({
         "inventory": exe.map(abs),
+        "state_dir": abs(&paths.state),
         "env": {
             "KBV3_FLEET_DIR": abs(dir),
+            "KBV3_STATE_DIR": abs(&paths.state),
             "KBV3_SERVERS_FILE": abs(&paths.servers),
             "KBV3_RULES_FILE": abs(&paths.rules),
             "KBV3_DIFF_FILE": abs(&paths.diff),

@@ -3,7 +3,9 @@
 //! Ansible runs the inventory from its own working directory, so files are
 //! found relative to the executable's real location: the first ancestor folder
 //! holding `servers/servers_v3.tsv`. Environment variables override:
-//! `KBV3_FLEET_DIR` (the folder of all fleet files), and per file
+//! `KBV3_FLEET_DIR` (the folder of the fleet files), `KBV3_STATE_DIR` (the
+//! state directory: PH3-01's plan, snapshot and diff, PH3-02's journal,
+//! locks and report; default the fleet folder), and per file
 //! `KBV3_SERVERS_FILE`, `KBV3_RULES_FILE`, `KBV3_DIFF_FILE`.
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,8 @@ use std::path::{Path, PathBuf};
 /// The fleet files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetPaths {
+    /// The state directory.
+    pub state: PathBuf,
     pub servers: PathBuf,
     pub rules: PathBuf,
     pub plan: PathBuf,
@@ -36,8 +40,10 @@ pub fn resolve() -> FleetPaths {
             .map(|d| d.join("servers"))
             .unwrap_or_else(|| PathBuf::from("servers"))
     });
+    let state = var("KBV3_STATE_DIR").unwrap_or_else(|| dir.clone());
     in_dir(
         &dir,
+        &state,
         var("KBV3_SERVERS_FILE"),
         var("KBV3_RULES_FILE"),
         var("KBV3_DIFF_FILE"),
@@ -46,15 +52,17 @@ pub fn resolve() -> FleetPaths {
 
 fn in_dir(
     dir: &Path,
+    state: &Path,
     servers: Option<PathBuf>,
     rules: Option<PathBuf>,
     diff: Option<PathBuf>,
 ) -> FleetPaths {
     FleetPaths {
+        state: state.to_path_buf(),
         servers: servers.unwrap_or_else(|| dir.join("servers_v3.tsv")),
         rules: rules.unwrap_or_else(|| dir.join("volume_rules_v3.tsv")),
-        plan: dir.join("volume_plan_v3.json"),
-        existing: dir.join("existing_volumes_hetzner.json"),
-        diff: diff.unwrap_or_else(|| dir.join("volume_diff_v3.json")),
+        plan: state.join("volume_plan_v3.json"),
+        existing: state.join("existing_volumes_hetzner.json"),
+        diff: diff.unwrap_or_else(|| state.join("volume_diff_v3.json")),
     }
 }

@@ -1,54 +1,57 @@
-//! The PH3-02 record: every real run appends one entry to
-//! `ph3_02_report.json` (the history is never rewritten) and the readable
-//! `ph3_02_report.md` is regenerated from all of them. The playbook hands
-//! over the run's facts ([`RunFacts`]); what each host had deleted, created,
-//! left alone or failed comes from the `kbv3_volumes` result in them.
+//! The PH3-02 record, built from the journal (`ph3_02_journal.jsonl`):
+//! `ph3_02_report.json` lists every run with what it changed on each host,
+//! and `ph3_02_report.md` says the same for people. Both are rebuilt whole
+//! from the journal, under its lock, so concurrent writers lose nothing and
+//! every change a run made appears exactly once, in that run, those of a
+//! killed run included (a later run resolves what it left unfinished).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::fsutil::{write_atomic, write_json_atomic};
+use crate::reconcile::journal::{self, Entry, Event, Fate, History, Line, Op, JOURNAL_FILE};
 
-/// What the playbook knows at the end of a run.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunFacts {
-    pub confirmation_code: String,
-    pub diff: String,
-    pub diff_generated_at: String,
-    /// The hosts of the run.
-    pub hosts: Vec<String>,
-    pub mountpoints: BTreeMap<String, Option<String>>,
-    /// Hosts that failed, and where.
-    pub host_failures: BTreeMap<String, String>,
-    /// The `kbv3_volumes` result: `hosts`, `totals`, `api_requests`.
-    pub api: Value,
-}
+/// The report's file names in the state directory.
+pub const REPORT_JSON: &str = "ph3_02_report.json";
+pub const REPORT_MD: &str = "ph3_02_report.md";
 
 /// One run, as recorded.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Run {
-    pub finished_at: String,
-    pub confirmation_code: String,
-    pub diff: String,
-    pub diff_generated_at: String,
+    pub run: String,
+    pub started_at: String,
+    /// `None`: the run was killed (no end in the journal).
+    pub finished_at: Option<String>,
+    pub confirmation_code: Option<String>,
+    pub diff: Option<String>,
+    pub machine: String,
+    pub pid: u32,
     pub hosts: BTreeMap<String, HostRecord>,
-    pub totals: Value,
-    pub api_requests: Value,
+    pub totals: Totals,
 }
 
-/// What happened on one host.
+/// What a run did on one host.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct HostRecord {
+    /// Deleted by this run's DELETE.
     pub deleted: Vec<VolumeRecord>,
     pub created: Option<VolumeRecord>,
-    pub left_alone: Vec<LeftAlone>,
-    pub failed: Option<String>,
+    /// Attached, detached (and kept), grown, renamed, relabelled, protected.
+    pub changed: Vec<Change>,
+    /// Changes the plan did not intend, put back by this run.
+    pub undone: Vec<Change>,
+    /// DELETEs answered 404: gone before this run got to them.
+    pub already_gone: Vec<Change>,
+    pub failed: Vec<Change>,
+    /// Sent by a killed run, outcome not known yet (a later run over the
+    /// same host finds it out).
+    pub unknown: Vec<Change>,
+    /// Where the host side failed, when it did.
+    pub host_side_failed: Option<String>,
 }
 
 /// A volume as the report shows it.
@@ -56,169 +59,308 @@ pub struct HostRecord {
 pub struct VolumeRecord {
     pub id: Option<i64>,
     pub name: String,
-    pub size: u64,
+    pub size: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub former_server: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mountpoint: Option<String>,
+    /// Set when a later run found out the outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
 }
 
-/// A volume left alone, and why.
+/// One change, for the lists other than deleted and created.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct LeftAlone {
-    pub name: String,
-    pub why: String,
+pub struct Change {
+    pub op: Op,
+    pub volume: String,
+    pub volume_id: Option<i64>,
+    pub server: Option<String>,
+    pub at: String,
+    pub detail: Option<String>,
 }
 
-/// Turns the run's facts into its record.
-pub fn record(facts: &RunFacts, finished_at: String) -> Run {
-    let api_hosts = &facts.api["hosts"];
-    let volume = |v: &Value| VolumeRecord {
-        id: v["id"].as_i64(),
-        name: v["name"].as_str().unwrap_or_default().to_string(),
-        size: v["size"].as_u64().unwrap_or_default(),
+/// Counts of a run.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub deleted: usize,
+    pub deleted_gb: u64,
+    pub created: usize,
+    pub created_gb: u64,
+    pub changed: usize,
+    pub undone: usize,
+    pub already_gone: usize,
+    pub failed: usize,
+    pub unknown: usize,
+}
+
+/// The run's facts the host side adds (from `kbv3_inventory report`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSideFacts {
+    pub run: String,
+    /// host → what the host side did.
+    pub hosts: BTreeMap<String, HostSide>,
+}
+
+/// One host's host side.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSide {
+    pub device: Option<String>,
+    pub mountpoint: Option<String>,
+    pub failed: Option<String>,
+}
+
+/// Appends the host side's facts to the journal.
+pub fn record_host_side(dir: &Path, facts: &HostSideFacts) -> Result<(), String> {
+    let j = journal::Journal::open(dir, &facts.run)?;
+    for (host, h) in &facts.hosts {
+        j.write(Event::HostSide {
+            host: host.clone(),
+            device: h.device.clone(),
+            mountpoint: h.mountpoint.clone(),
+            failed: h.failed.clone(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Rebuilds both report files from the journal in `dir`, under the
+/// journal's lock; returns their paths and the number of runs.
+pub fn rebuild(dir: &Path) -> Result<(PathBuf, PathBuf, usize), String> {
+    let journal_path = dir.join(JOURNAL_FILE);
+    let guard = File::options()
+        .create(true)
+        .append(true)
+        .open(&journal_path)
+        .and_then(|f| f.lock().map(|_| f))
+        .map_err(|e| format!("cannot lock the journal {}: {e}", journal_path.display()))?;
+    let lines = journal::read(dir)?;
+    let runs = runs(&lines);
+    let (json_path, md_path) = (dir.join(REPORT_JSON), dir.join(REPORT_MD));
+    let written = write_json_atomic(&json_path, &runs)
+        .and_then(|_| write_atomic(&md_path, markdown(&runs).as_bytes()))
+        .map_err(|e| format!("{e:#}"));
+    drop(guard);
+    written.map(|_| (json_path, md_path, runs.len()))
+}
+
+/// Every run of the journal, in the order they started.
+pub fn runs(lines: &[Line]) -> Vec<Run> {
+    let history = History::of(lines);
+    // Where each volume was detached from (for "former server").
+    let detached_from: HashMap<i64, String> = history
+        .entries
+        .iter()
+        .filter(|e| e.intent.op == Op::Detach && e.result == Some(Fate::Done))
+        .filter_map(|e| Some((e.volume_id?, e.intent.server.clone()?)))
+        .collect();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for line in lines {
+        if let Event::Start {
+            code,
+            diff,
+            hosts,
+            pid,
+            machine,
+        } = &line.event
+        {
+            at.insert(&line.run, runs.len());
+            runs.push(Run {
+                run: line.run.clone(),
+                started_at: line.at.clone(),
+                finished_at: None,
+                confirmation_code: code.clone(),
+                diff: diff.clone(),
+                machine: machine.clone(),
+                pid: *pid,
+                hosts: hosts
+                    .iter()
+                    .map(|h| (h.clone(), HostRecord::default()))
+                    .collect(),
+                totals: Totals::default(),
+            });
+        }
+    }
+    for e in &history.entries {
+        if let Some(run) = at.get(e.run.as_str()).map(|i| &mut runs[*i]) {
+            let host = run.hosts.entry(e.intent.host.clone()).or_default();
+            place(host, e, &detached_from);
+        }
+    }
+    for line in lines {
+        let Some(run) = at.get(line.run.as_str()).map(|i| &mut runs[*i]) else {
+            continue;
+        };
+        match &line.event {
+            Event::End { .. } => run.finished_at = Some(line.at.clone()),
+            Event::HostSide {
+                host,
+                device,
+                mountpoint,
+                failed,
+            } => {
+                let h = run.hosts.entry(host.clone()).or_default();
+                if let Some(c) = h.created.as_mut() {
+                    c.device = device.clone().or(c.device.take());
+                    c.mountpoint = mountpoint.clone().or(c.mountpoint.take());
+                }
+                h.host_side_failed = failed.clone();
+            }
+            _ => {}
+        }
+    }
+    for run in &mut runs {
+        run.totals = totals(&run.hosts);
+    }
+    runs
+}
+
+/// Puts one journal entry in its list.
+fn place(host: &mut HostRecord, e: &Entry, detached_from: &HashMap<i64, String>) {
+    let change = || Change {
+        op: e.intent.op,
+        volume: e.intent.volume.clone(),
+        volume_id: e.volume_id,
+        server: e.intent.server.clone(),
+        at: e.at.clone(),
+        detail: e.detail.clone(),
+    };
+    let volume = || VolumeRecord {
+        id: e.volume_id,
+        name: e.intent.volume.clone(),
+        size: e.intent.size_gb,
+        resolved_by: e.resolved_by.clone(),
         ..VolumeRecord::default()
     };
-    let hosts = facts
-        .hosts
-        .iter()
-        .map(|h| {
-            let a = &api_hosts[h];
-            let deleted = a["deleted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| VolumeRecord {
-                    former_server: v["server_name"].as_str().map(str::to_string),
-                    ..volume(v)
-                })
-                .collect();
-            let created = (a["created"] == true).then(|| VolumeRecord {
-                device: a["volume"]["linux_device"].as_str().map(str::to_string),
-                mountpoint: facts.mountpoints.get(h).cloned().flatten(),
-                ..volume(&a["volume"])
-            });
-            let left_alone = a["stale"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| LeftAlone {
-                    name: s["volume"]["name"].as_str().unwrap_or_default().to_string(),
-                    why: s["msg"].as_str().unwrap_or_default().to_string(),
-                })
-                .collect();
-            let record = HostRecord {
-                deleted,
-                created,
-                left_alone,
-                failed: facts.host_failures.get(h).cloned(),
-            };
-            (h.clone(), record)
-        })
-        .collect();
-    Run {
-        finished_at,
-        confirmation_code: facts.confirmation_code.clone(),
-        diff: facts.diff.clone(),
-        diff_generated_at: facts.diff_generated_at.clone(),
-        hosts,
-        totals: facts.api["totals"].clone(),
-        api_requests: facts.api["api_requests"].clone(),
+    match (e.result, e.intent.op) {
+        (None | Some(Fate::Accepted), _) => host.unknown.push(change()),
+        (Some(Fate::Failed | Fate::NotDone), _) => host.failed.push(change()),
+        (Some(Fate::AlreadyDone), Op::Delete) => host.already_gone.push(change()),
+        (Some(Fate::AlreadyDone), _) => {}
+        (Some(Fate::Done), Op::Delete) => host.deleted.push(VolumeRecord {
+            former_server: e.volume_id.and_then(|id| detached_from.get(&id).cloned()),
+            ..volume()
+        }),
+        (Some(Fate::Done), Op::Create) => host.created = Some(volume()),
+        (Some(Fate::Done), _) if e.intent.undo => host.undone.push(change()),
+        (Some(Fate::Done), _) => host.changed.push(change()),
     }
 }
 
-/// Appends `run` to the JSON history at `json_path` and rewrites the
-/// Markdown at `md_path` from the whole history. A history file that is not
-/// one is left as it is, with an error saying so.
-pub fn append(json_path: &Path, md_path: &Path, run: Run) -> Result<usize> {
-    let mut runs: Vec<Run> = match std::fs::read(json_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow!(
-                "{}:{}: not a PH3-02 report ({e}); it was left as it is. Move it away and record the run again.",
-                json_path.display(),
-                e.line()
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", json_path.display())),
-    };
-    runs.push(run);
-    write_json_atomic(json_path, &runs)?;
-    write_atomic(md_path, markdown(&runs).as_bytes())?;
-    Ok(runs.len())
+fn totals(hosts: &BTreeMap<String, HostRecord>) -> Totals {
+    let mut t = Totals::default();
+    for h in hosts.values() {
+        t.deleted += h.deleted.len();
+        t.deleted_gb += h
+            .deleted
+            .iter()
+            .map(|v| u64::from(v.size.unwrap_or(0)))
+            .sum::<u64>();
+        t.created += usize::from(h.created.is_some());
+        t.created_gb += h
+            .created
+            .as_ref()
+            .map_or(0, |v| u64::from(v.size.unwrap_or(0)));
+        t.changed += h.changed.len();
+        t.undone += h.undone.len();
+        t.already_gone += h.already_gone.len();
+        t.failed += h.failed.len();
+        t.unknown += h.unknown.len();
+    }
+    t
 }
 
-/// The readable report: one section per run, newest last.
+/// The readable report: one section per run, oldest first.
 pub fn markdown(runs: &[Run]) -> String {
-    let mut out = String::from("# PH3-02 report\n\nOne section per real run of `playbooks/ph3-02.yml`, oldest first (generated from ph3_02_report.json).\n");
+    let mut out = String::from(
+        "# PH3-02 report\n\nOne section per real run of PH3-02, oldest first, built from the journal \
+         (ph3_02_journal.jsonl); ph3_02_report.json holds the same.\n",
+    );
     for (i, run) in runs.iter().enumerate() {
         let t = &run.totals;
-        let n = |k: &str| t[k].as_u64().unwrap_or_default();
         let _ = write!(
             out,
-            "\n## Run {} — {}\n\n- Diff: `{}` (generated {}), confirmation code `{}`\n\
-             - Created {} volumes ({} GB), fixed {}, already ok {}, deleted {} volumes ({} GB), \
-             stale (left alone) {}, failed hosts {}\n- API requests: {}\n\n\
-             | host | deleted | created | left alone | failed |\n|---|---|---|---|---|\n",
+            "\n## Run {} — {}\n\n- Started {} on {} (pid {}), {}\n- Diff: `{}`, confirmation code `{}`\n\
+             - Deleted {} volumes ({} GB), created {} volumes ({} GB), other changes {}, undone {}, \
+             already gone {}, failed {}, outcome unknown {}\n\n\
+             | host | deleted | created | other changes | failed or unknown |\n|---|---|---|---|---|\n",
             i + 1,
-            run.finished_at,
-            run.diff,
-            run.diff_generated_at,
-            run.confirmation_code,
-            n("created"),
-            n("created_gb"),
-            n("fixed"),
-            n("ok"),
-            n("deleted"),
-            n("deleted_gb"),
-            n("stale"),
-            run.hosts.values().filter(|h| h.failed.is_some()).count(),
-            run.api_requests["requests"],
+            run.run,
+            run.started_at,
+            run.machine,
+            run.pid,
+            run.finished_at
+                .as_ref()
+                .map_or("interrupted: no end recorded".to_string(), |f| format!("finished {f}")),
+            run.diff.as_deref().unwrap_or("none"),
+            run.confirmation_code.as_deref().unwrap_or("none"),
+            t.deleted,
+            t.deleted_gb,
+            t.created,
+            t.created_gb,
+            t.changed,
+            t.undone,
+            t.already_gone,
+            t.failed,
+            t.unknown,
         );
         for (host, h) in &run.hosts {
-            let deleted: Vec<String> = h
-                .deleted
-                .iter()
-                .map(|v| {
-                    format!(
-                        "{} ({}, {} GB, from {})",
-                        v.name,
-                        v.id.unwrap_or_default(),
-                        v.size,
-                        v.former_server.as_deref().unwrap_or("no server")
-                    )
-                })
-                .collect();
-            let created = h.created.as_ref().map_or(String::new(), |v| {
-                format!(
-                    "{} ({}, {} GB, {} at {})",
+            let vol = |v: &VolumeRecord| {
+                let mut s = format!(
+                    "{} ({}, {} GB",
                     v.name,
                     v.id.unwrap_or_default(),
-                    v.size,
-                    v.device.as_deref().unwrap_or("?"),
-                    v.mountpoint.as_deref().unwrap_or("?")
-                )
-            });
-            let left: Vec<String> = h
-                .left_alone
-                .iter()
-                .map(|l| format!("{}: {}", l.name, l.why))
-                .collect();
+                    v.size.unwrap_or_default()
+                );
+                if let Some(f) = &v.former_server {
+                    let _ = write!(s, ", from {f}");
+                }
+                if let Some(m) = &v.mountpoint {
+                    let _ = write!(s, ", at {m}");
+                }
+                if let Some(r) = &v.resolved_by {
+                    let _ = write!(s, ", outcome found by run {r}");
+                }
+                s.push(')');
+                s
+            };
+            let changes = |cs: &[Change], what: &str| -> Vec<String> {
+                cs.iter()
+                    .map(|c| format!("{what}{:?} {}", c.op, c.volume).to_lowercase())
+                    .collect()
+            };
+            let deleted: Vec<String> = h.deleted.iter().map(vol).collect();
+            let other = [
+                changes(&h.changed, ""),
+                changes(&h.undone, "undone: "),
+                changes(&h.already_gone, "already gone: "),
+            ]
+            .concat();
+            let mut bad = [
+                changes(&h.failed, "failed: "),
+                changes(&h.unknown, "unknown: "),
+            ]
+            .concat();
+            bad.extend(h.host_side_failed.iter().map(|f| format!("host side: {f}")));
             let _ = writeln!(
                 out,
-                "| {host} | {} | {created} | {} | {} |",
-                cell(&deleted.join("; ")),
-                cell(&left.join("; ")),
-                cell(h.failed.as_deref().unwrap_or(""))
+                "| {host} | {} | {} | {} | {} |",
+                cell(&deleted.join("<br>")),
+                cell(&h.created.as_ref().map(vol).unwrap_or_default()),
+                cell(&other.join("<br>")),
+                cell(&bad.join("<br>")),
             );
         }
     }
     out
 }
 
-/// Text safe inside a Markdown table cell.
+/// A table cell: no pipes or line breaks from the data.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
@@ -226,65 +368,150 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::reconcile::journal::{Intent, Journal};
 
-    fn facts() -> RunFacts {
-        serde_json::from_value(json!({
-            "confirmation_code": "abc123abc123", "diff": "/x/volume_diff_v3.json", "diff_generated_at": "t0",
-            "hosts": ["web-01", "db-01"],
-            "mountpoints": {"web-01": "/data/web", "db-01": "/data/db"},
-            "host_failures": {"db-01": "Mount by UUID: no device"},
-            "api": {"hosts": {
-                "web-01": {"created": true, "volume": {"id": 9, "name": "kbv3-web-01-data", "size": 20, "linux_device": "/dev/sdb"},
-                           "deleted": [{"id": 3, "name": "vol-web-01", "size": 10, "server_name": "web-01"}], "stale": []},
-                "db-01": {"created": false, "volume": null, "deleted": [],
-                          "stale": [{"volume": {"name": "vol-db|01"}, "msg": "the plan is stale"}]}},
-              "totals": {"created": 1, "created_gb": 20, "deleted": 1, "deleted_gb": 10}, "api_requests": {"requests": {"GET": 4}}}
-        }))
-        .unwrap()
+    fn intent(op: Op, id: Option<i64>, name: &str, host: &str) -> Intent {
+        Intent {
+            op,
+            host: host.into(),
+            volume: name.into(),
+            volume_id: id,
+            size_gb: Some(10),
+            server_id: Some(1),
+            server: Some(host.into()),
+            undo: false,
+        }
+    }
+
+    fn start(j: &Journal, hosts: &[&str]) {
+        j.write(Event::Start {
+            code: Some("c0de".into()),
+            diff: None,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            pid: 1,
+            machine: "ctl".into(),
+        })
+        .unwrap();
+    }
+
+    fn done(j: &Journal, seq: u64, fate: Fate, volume_id: Option<i64>) {
+        j.write(Event::Outcome {
+            seq,
+            result: fate,
+            action_id: None,
+            volume_id,
+            server_id: None,
+            detail: None,
+        })
+        .unwrap();
     }
 
     #[test]
-    fn a_run_records_each_host() {
-        let run = record(&facts(), "t1".into());
-        let web = &run.hosts["web-01"];
-        assert_eq!(web.deleted[0].former_server.as_deref(), Some("web-01"));
-        let created = web.created.as_ref().unwrap();
+    fn every_change_appears_once_in_the_run_that_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Run 1 detaches and deletes one volume, then is killed mid-delete of another.
+        let a = Journal::open(dir.path(), "run-1").unwrap();
+        start(&a, &["web-01", "db-01"]);
+        let s = a
+            .intent(intent(Op::Detach, Some(7), "vol-web-01", "web-01"))
+            .unwrap();
+        done(&a, s, Fate::Done, None);
+        let s = a
+            .intent(intent(Op::Delete, Some(7), "vol-web-01", "web-01"))
+            .unwrap();
+        done(&a, s, Fate::Done, None);
+        let killed = a
+            .intent(intent(Op::Delete, Some(8), "vol-db-01", "db-01"))
+            .unwrap();
+        // Run 2 resolves it, meets a 404 and creates a volume.
+        let b = Journal::open(dir.path(), "run-2").unwrap();
+        start(&b, &["db-01"]);
+        b.write(Event::Resolved {
+            of_run: "run-1".into(),
+            seq: killed,
+            result: Fate::Done,
+            volume_id: None,
+            detail: "gone".into(),
+        })
+        .unwrap();
+        let s = b
+            .intent(intent(Op::Delete, Some(9), "vol-x", "db-01"))
+            .unwrap();
+        done(&b, s, Fate::AlreadyDone, None);
+        let s = b
+            .intent(intent(Op::Create, None, "kbv3-db-01-data", "db-01"))
+            .unwrap();
+        done(&b, s, Fate::Accepted, Some(50));
+        done(&b, s, Fate::Done, None);
+        b.write(Event::End {
+            changed: true,
+            failed_hosts: vec![],
+        })
+        .unwrap();
+        record_host_side(
+            dir.path(),
+            &HostSideFacts {
+                run: "run-2".into(),
+                hosts: [(
+                    "db-01".to_string(),
+                    HostSide {
+                        device: Some("/dev/x".into()),
+                        mountpoint: Some("/data/db".into()),
+                        failed: None,
+                    },
+                )]
+                .into(),
+            },
+        )
+        .unwrap();
+        let (json_path, md_path, n) = rebuild(dir.path()).unwrap();
+        assert_eq!(n, 2);
+        let runs: Vec<Run> = serde_json::from_slice(&std::fs::read(json_path).unwrap()).unwrap();
+        let (one, two) = (&runs[0], &runs[1]);
+        assert_eq!(one.finished_at, None, "run 1 was killed");
+        assert_eq!((one.totals.deleted, one.totals.deleted_gb), (2, 20));
+        let db = &one.hosts["db-01"].deleted[0];
+        assert_eq!((db.id, db.resolved_by.as_deref()), (Some(8), Some("run-2")));
+        assert_eq!(
+            one.hosts["web-01"].deleted[0].former_server.as_deref(),
+            Some("web-01")
+        );
         assert_eq!(
             (
-                created.id,
-                created.device.as_deref(),
-                created.mountpoint.as_deref()
+                two.totals.deleted,
+                two.totals.already_gone,
+                two.totals.created
             ),
-            (Some(9), Some("/dev/sdb"), Some("/data/web"))
+            (0, 1, 1)
         );
+        let created = two.hosts["db-01"].created.as_ref().unwrap();
         assert_eq!(
-            run.hosts["db-01"].failed.as_deref(),
-            Some("Mount by UUID: no device")
+            (created.id, created.mountpoint.as_deref()),
+            (Some(50), Some("/data/db"))
         );
-        assert_eq!(run.hosts["db-01"].left_alone[0].why, "the plan is stale");
+        let md = std::fs::read_to_string(md_path).unwrap();
+        assert!(
+            md.contains("interrupted: no end recorded")
+                && md.contains("outcome found by run run-2"),
+            "{md}"
+        );
     }
 
     #[test]
-    fn runs_are_appended_never_rewritten() {
+    fn concurrent_rebuilds_keep_every_record() {
         let dir = tempfile::tempdir().unwrap();
-        let (json_path, md) = (dir.path().join("r.json"), dir.path().join("r.md"));
-        assert_eq!(
-            append(&json_path, &md, record(&facts(), "t1".into())).unwrap(),
-            1
-        );
-        assert_eq!(
-            append(&json_path, &md, record(&facts(), "t2".into())).unwrap(),
-            2
-        );
-        let text = std::fs::read_to_string(&md).unwrap();
-        assert!(text.contains("## Run 1 — t1") && text.contains("## Run 2 — t2"));
-        assert!(text.contains("vol-db\\|01: the plan is stale"), "{text}");
-        std::fs::write(&json_path, "{not json").unwrap();
-        let err = append(&json_path, &md, record(&facts(), "t3".into()))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("r.json:1: not a PH3-02 report"), "{err}");
-        assert_eq!(std::fs::read_to_string(&json_path).unwrap(), "{not json");
+        std::thread::scope(|s| {
+            for w in 0..12 {
+                let dir = dir.path();
+                s.spawn(move || {
+                    let j = Journal::open(dir, &format!("run-{w}")).unwrap();
+                    start(&j, &["web-01"]);
+                    rebuild(dir).unwrap();
+                });
+            }
+        });
+        let runs: Vec<Run> =
+            serde_json::from_slice(&std::fs::read(dir.path().join(REPORT_JSON)).unwrap()).unwrap();
+        assert_eq!(runs.len(), 12);
     }
 }

@@ -30,7 +30,7 @@ pub struct ReviewedDiff {
 
 /// Reads and parses a diff file. The error names the file and the line.
 pub fn load(path: &Path) -> Result<ReviewedDiff, String> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::fsutil::read_bounded(path, crate::fsutil::MAX_JSON_BYTES).map_err(|e| {
         format!(
             "{}: cannot read the PH3-01 diff: {e}. Run `ansible-playbook playbooks/ph3-01.yml` to write it.",
             path.display()

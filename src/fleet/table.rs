@@ -56,7 +56,7 @@ impl Row {
 
 /// Reads a whole file; a failure is a problem naming the file.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Problems> {
-    std::fs::read(path).map_err(|e| {
+    crate::fsutil::read_bounded(path, crate::fsutil::MAX_TABLE_BYTES).map_err(|e| {
         Problems(vec![LineError {
             file: path.to_path_buf(),
             line: 0,

@@ -756,11 +756,11 @@ impl Client {
             return Err(SendError::boxed(Error::Redirect {
                 request: request_line.to_string(),
                 status,
-                location: header(&resp, "location").map(|l| self.redactor.scrub(&excerpt(&l))),
+                location: header(&resp, "location").map(|l| excerpt(&self.redactor.scrub(&l))),
             }));
         }
         let correlation_id =
-            header(&resp, "x-correlation-id").map(|c| self.redactor.scrub(&excerpt(&c)));
+            header(&resp, "x-correlation-id").map(|c| excerpt(&self.redactor.scrub(&c)));
         let is_json =
             header(&resp, "content-type").is_some_and(|c| c.starts_with("application/json"));
         let text = self.read_body(request_line, resp)?;
@@ -768,13 +768,16 @@ impl Client {
             if text.trim().is_empty() {
                 return Ok(Answer { body: Value::Null });
             }
+            // Every string of the answer is scrubbed before anything keeps it.
             return serde_json::from_str(&text)
-                .map(|body| Answer { body })
+                .map(|body| Answer {
+                    body: self.redactor.scrub_json(body),
+                })
                 .map_err(|_| {
                     SendError::boxed(Error::UnexpectedResponse {
                         request: request_line.to_string(),
                         status,
-                        excerpt: self.redactor.scrub(&excerpt(&text)),
+                        excerpt: excerpt(&self.redactor.scrub(&text)),
                     })
                 });
         }
@@ -793,14 +796,14 @@ impl Client {
             Ok(env) if is_json => Error::Api(ApiError {
                 status,
                 code: ApiCode::parse(&env.error.code),
-                message: self.redactor.scrub(&excerpt(&env.error.message)),
+                message: excerpt(&self.redactor.scrub(&env.error.message)),
                 details: env.error.details.map(|d| self.redactor.scrub_json(d)),
                 correlation_id,
             }),
             _ => Error::UnexpectedResponse {
                 request: request_line.to_string(),
                 status,
-                excerpt: self.redactor.scrub(&excerpt(&text)),
+                excerpt: excerpt(&self.redactor.scrub(&text)),
             },
         };
         Err(Box::new(SendError {

@@ -172,6 +172,36 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         self.is(&ApiCode::NotFound)
     }
+
+    /// True when the same request may succeed later (a transient error, a
+    /// spent deadline or retry budget); false when the API refused it for
+    /// good (protected, forbidden, invalid, …), which no rerun changes.
+    pub fn rerun_may_fix(&self) -> bool {
+        match self {
+            Error::Api(e) => matches!(
+                e.code,
+                ApiCode::Conflict
+                    | ApiCode::Locked
+                    | ApiCode::RateLimitExceeded
+                    | ApiCode::Unavailable
+                    | ApiCode::Timeout
+                    | ApiCode::BadGateway
+                    | ApiCode::ServiceError
+            ),
+            Error::UnexpectedResponse { status, .. } => *status >= 500,
+            Error::Transport { kind, .. } => *kind != TransportKind::Permanent,
+            Error::RetriesExhausted { last, .. } => last.rerun_may_fix(),
+            Error::Deadline { .. }
+            | Error::RateLimited { .. }
+            | Error::ActionTimeout { .. }
+            | Error::ActionFailed { .. } => true,
+            Error::Redirect { .. }
+            | Error::TooLarge { .. }
+            | Error::Pagination { .. }
+            | Error::ActionsNotFound { .. }
+            | Error::Config(_) => false,
+        }
+    }
 }
 
 fn format_ids(ids: &[i64]) -> String {

@@ -13,6 +13,7 @@ pub mod environment;
 pub mod error;
 pub mod policy;
 pub mod rules;
+pub mod selector;
 pub mod types;
 
 pub use client::{Client, Config, VolumeFilter, Waited};

@@ -2,6 +2,7 @@
 //! another machine, send it in a header it would break, or let it show in
 //! anything it says.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use regex::Regex;
@@ -72,10 +73,14 @@ pub fn check_token(token: &str) -> Result<(), Error> {
 }
 
 /// Removes a token, and anything shaped like a bearer credential, from text
-/// that came from the network or from a library, before it is stored.
+/// that came from the network or from a library, before it is stored. Any
+/// piece of the token of [`PIECE`] characters or more is masked too, so a
+/// prefix, a suffix or a middle part never shows.
 #[derive(Clone)]
 pub struct Redactor {
-    token: String,
+    /// Every run of [`PIECE`] bytes of the token (the whole token when shorter).
+    pieces: HashSet<Vec<u8>>,
+    width: usize,
     bearer: Regex,
 }
 
@@ -88,25 +93,72 @@ impl std::fmt::Debug for Redactor {
 /// What a redacted secret is replaced with.
 pub const REDACTED: &str = "***";
 
+/// The shortest piece of the token that is masked wherever it shows.
+pub const PIECE: usize = 8;
+
 impl Redactor {
     /// A redactor for this token.
     pub fn new(token: &str) -> Self {
+        let bytes = token.as_bytes();
+        let width = PIECE.min(bytes.len());
+        let pieces = if width == 0 {
+            HashSet::new()
+        } else {
+            bytes.windows(width).map(<[u8]>::to_vec).collect()
+        };
         Redactor {
-            token: token.to_string(),
+            pieces,
+            width,
             bearer: Regex::new(r"(?i)\bbearer\s+[^\s\x22'<>,;]+").expect("valid regex"),
         }
     }
 
-    /// The text without the token or bearer credentials.
+    /// The text without any piece of the token or bearer credentials.
     pub fn scrub(&self, text: &str) -> String {
-        let text = if self.token.is_empty() {
-            text.to_string()
-        } else {
-            text.replace(&self.token, REDACTED)
-        };
+        let text = self.mask_pieces(text);
         self.bearer
             .replace_all(&text, format!("Bearer {REDACTED}"))
             .into_owned()
+    }
+
+    /// Masks every run of the text covered by pieces of the token; a run is
+    /// widened to whole characters.
+    fn mask_pieces(&self, text: &str) -> String {
+        let bytes = text.as_bytes();
+        if self.width == 0 || bytes.len() < self.width {
+            return text.to_string();
+        }
+        let mut covered_until = 0;
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for (at, window) in bytes.windows(self.width).enumerate() {
+            if !self.pieces.contains(window) {
+                continue;
+            }
+            let end = at + self.width;
+            match runs.last_mut() {
+                Some(run) if at <= covered_until => run.1 = end,
+                _ => runs.push((at, end)),
+            }
+            covered_until = end;
+        }
+        if runs.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut from = 0;
+        for (mut start, mut end) in runs {
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            out.push_str(&text[from..start.max(from)]);
+            out.push_str(REDACTED);
+            from = end;
+        }
+        out.push_str(&text[from..]);
+        out
     }
 
     /// Every string of a JSON value, scrubbed.
@@ -183,6 +235,47 @@ mod tests {
         assert!(check_token("abc-DEF_123").is_ok());
         let msg = check_token("sec\nret").unwrap_err().to_string();
         assert!(msg.contains("line break") && !msg.contains("sec"), "{msg}");
+    }
+
+    #[test]
+    fn pieces_of_the_token_are_masked_wherever_they_show() {
+        let token = "AbCdEfGh-0123456789-IjKlMnOp";
+        let r = Redactor::new(token);
+        // (case, text, what must remain)
+        let cases = [
+            ("whole", format!("vol-{token}"), "vol-***".to_string()),
+            ("prefix", format!("{}…", &token[..8]), "***…".to_string()),
+            (
+                "suffix",
+                format!("name={}", &token[token.len() - 9..]),
+                "name=***".to_string(),
+            ),
+            (
+                "middle",
+                format!("x{}y", &token[5..20]),
+                "x***y".to_string(),
+            ),
+            (
+                "seven characters stay",
+                token[..7].to_string(),
+                token[..7].to_string(),
+            ),
+            (
+                "twice",
+                format!("{0} {0}", &token[..10]),
+                "*** ***".to_string(),
+            ),
+            (
+                "next to multibyte text",
+                format!("é{}é", &token[..12]),
+                "é***é".to_string(),
+            ),
+        ];
+        for (case, text, want) in cases {
+            assert_eq!(r.scrub(&text), want, "{case}");
+        }
+        assert_eq!(Redactor::new("").scrub("plain"), "plain");
+        assert_eq!(Redactor::new("abc").scrub("xabcx"), "x***x");
     }
 
     #[test]

@@ -1,6 +1,14 @@
 //! Carries out planned steps through the API, one volume at a time; the
 //! single-volume module and the fleet module both run their steps here.
 //!
+//! Every mutating request is journaled when the run keeps a journal: its
+//! intent before it is sent, its outcome after ([`crate::reconcile::journal`]).
+//! Every detach is checked against what its action touched: a detach from
+//! any server but the one the plan read is a change made during the run,
+//! which is undone (the volume goes back to that server) and refused as
+//! `stale_plan`. A deletion that cannot go on after its detach puts the
+//! volume back where it was ([`undo_detach`]).
+//!
 //! A retried request whose first attempt took effect (its answer was lost)
 //! can meet a refusal that only says the work is already done: an attach to
 //! a volume already on that server, a detach of a detached volume, a delete
@@ -12,10 +20,24 @@ use serde_json::Value;
 
 use crate::hcloud::types::{Action, Volume};
 use crate::hcloud::{ApiCode, Client, Error};
+use crate::reconcile::journal::{Event, Fate, Intent, Journal, Op};
 
 use super::failure::{self, code_of, Code, Refusal};
 use super::params::Expect;
-use super::plan::{self, PlannedStep, Step, VolumeView};
+use super::plan::{self, PlannedStep, ServerRef, Step, VolumeView};
+
+/// What every step of a run shares: the client, the journal (when the run
+/// keeps one), whose volume this is, and how servers are named.
+pub struct Ctx<'a> {
+    pub client: &'a Client,
+    pub journal: Option<&'a Journal>,
+    /// The inventory host the volume belongs to.
+    pub host: &'a str,
+    /// The volume's name (or id) as the plan knows it.
+    pub volume: &'a str,
+    /// A server's name from its id.
+    pub server_name: &'a (dyn Fn(i64) -> String + Sync),
+}
 
 /// A step that failed, after the ones listed in `done`.
 #[derive(Debug)]
@@ -25,6 +47,9 @@ pub struct Failure {
     pub msg: String,
     pub error: Option<Error>,
     pub done: Vec<String>,
+    /// True when running again finishes the job (a transient error); false
+    /// when a rerun would meet the same refusal.
+    pub rerun_finishes: bool,
 }
 
 impl Failure {
@@ -33,7 +58,8 @@ impl Failure {
         Box::new(Failure {
             step: step.to_string(),
             code: code_of(&error),
-            msg: format!("kbv3_volume: {step} failed: {error}"),
+            msg: format!("{step} failed: {error}"),
+            rerun_finishes: error.rerun_may_fix(),
             error: Some(error),
             done: done.to_vec(),
         })
@@ -47,6 +73,7 @@ impl Failure {
             msg: refusal.msg,
             error: None,
             done: done.to_vec(),
+            rerun_finishes: false,
         })
     }
 
@@ -61,6 +88,13 @@ impl Failure {
     }
 }
 
+/// An action still running, and the journal entry it finishes.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub action: Action,
+    pub seq: Option<u64>,
+}
+
 /// The result of applying steps.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -68,53 +102,214 @@ pub struct Applied {
     pub id: Option<i64>,
     /// The actions of the last step, still to wait for (the caller decides
     /// how: one by one, or batched with other volumes').
-    pub pending: Vec<Action>,
+    pub pending: Vec<Pending>,
     /// The steps carried out, in order.
     pub done: Vec<String>,
     pub warnings: Vec<String>,
+    /// The server this run detached the volume from, as its action said.
+    pub detached_from: Option<ServerRef>,
+}
+
+impl Ctx<'_> {
+    /// Journals an intent (nothing without a journal). A journal that
+    /// cannot be written stops the step before its request.
+    fn intent(
+        &self,
+        op: Op,
+        id: Option<i64>,
+        size_gb: Option<u32>,
+        server: Option<&ServerRef>,
+        undo: bool,
+    ) -> Result<Option<u64>, Error> {
+        let Some(j) = self.journal else {
+            return Ok(None);
+        };
+        j.intent(Intent {
+            op,
+            host: self.host.to_string(),
+            volume: self.volume.to_string(),
+            volume_id: id,
+            size_gb,
+            server_id: server.map(|s| s.id),
+            server: server.map(|s| s.name.clone()),
+            undo,
+        })
+        .map(Some)
+        .map_err(Error::Config)
+    }
+
+    /// Journals what became of an intent.
+    pub fn outcome(
+        &self,
+        seq: Option<u64>,
+        result: Fate,
+        action: Option<&Action>,
+        volume_id: Option<i64>,
+        detail: Option<String>,
+    ) -> Result<(), Error> {
+        let (Some(j), Some(seq)) = (self.journal, seq) else {
+            return Ok(());
+        };
+        j.write(Event::Outcome {
+            seq,
+            result,
+            action_id: action.map(|a| a.id),
+            volume_id,
+            server_id: action.and_then(touched_server),
+            detail,
+        })
+        .map_err(Error::Config)
+    }
+
+    /// A server by id, with its name.
+    fn server(&self, id: i64) -> ServerRef {
+        ServerRef {
+            id,
+            name: (self.server_name)(id),
+        }
+    }
+}
+
+/// The server an action touched, from its resources.
+pub fn touched_server(a: &Action) -> Option<i64> {
+    a.resources
+        .iter()
+        .find(|r| r.kind == "server")
+        .map(|r| r.id)
+}
+
+/// Journals the end of finished actions: done, or failed with the API's error.
+pub fn journal_finished(ctx: &Ctx, pending: &[Pending], finished: &[Action]) -> Result<(), Error> {
+    for p in pending {
+        if let Some(a) = finished.iter().find(|a| a.id == p.action.id) {
+            let (fate, detail) = match &a.error {
+                Some(e) if a.status == "error" => (Fate::Failed, Some(e.message.clone())),
+                _ => (Fate::Done, None),
+            };
+            ctx.outcome(p.seq, fate, Some(&p.action), None, detail)?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for actions, journals their end, and fails on the first that failed.
+fn settle(ctx: &Ctx, pending: &[Pending]) -> Result<(), Error> {
+    let actions: Vec<Action> = pending.iter().map(|p| p.action.clone()).collect();
+    let waited = ctx.client.wait_all(&actions, Duration::MAX)?;
+    journal_finished(ctx, pending, &waited.finished)?;
+    if let Some(failed) = waited.finished.iter().find(|a| a.status == "error") {
+        return Err(ctx.client.action_error(failed));
+    }
+    if !waited.running.is_empty() {
+        return Err(Error::ActionTimeout {
+            running: waited.running,
+            waited: waited.waited,
+        });
+    }
+    Ok(())
 }
 
 /// Runs the steps in order on volume `id` (`None` before a create). The
 /// actions of each step finish before the next step starts; those of the
 /// last step are returned in [`Applied::pending`]. Everything a step needs is
 /// in the step.
-pub fn apply(
-    client: &Client,
-    id: Option<i64>,
-    steps: &[PlannedStep],
-) -> Result<Applied, Box<Failure>> {
+pub fn apply(ctx: &Ctx, id: Option<i64>, steps: &[PlannedStep]) -> Result<Applied, Box<Failure>> {
     let mut applied = Applied {
         id,
         ..Applied::default()
     };
     for (i, planned) in steps.iter().enumerate() {
-        let failed = |e: Error, done: &[String]| Failure::api(&planned.text, e, done);
-        let actions = run_step(client, &mut applied, planned)?;
+        let pending = match run_step(ctx, &mut applied, planned) {
+            Ok(p) => p,
+            Err(f) => return Err(undo_refused_delete(ctx, &applied, planned, f)),
+        };
         if i + 1 < steps.len() {
             // The client's deadline (wait_timeout) bounds the wait.
-            client
-                .wait_for(&actions, Duration::MAX)
-                .map_err(|e| failed(e, &applied.done))?;
+            settle(ctx, &pending).map_err(|e| Failure::api(&planned.text, e, &applied.done))?;
         } else {
-            applied.pending = actions;
+            applied.pending = pending;
         }
         applied.done.push(planned.text.clone());
     }
     Ok(applied)
 }
 
+/// A deletion refused after this run's detach puts the volume back (a
+/// failure a rerun would fix leaves it detached: the rerun finishes it).
+fn undo_refused_delete(
+    ctx: &Ctx,
+    applied: &Applied,
+    planned: &PlannedStep,
+    f: Box<Failure>,
+) -> Box<Failure> {
+    match (&planned.step, &applied.detached_from, applied.id) {
+        (Step::Delete { .. }, Some(from), Some(id)) if !f.rerun_finishes => {
+            undo_detach(ctx, id, from, f)
+        }
+        _ => f,
+    }
+}
+
 /// Sends one step's request; returns the actions it started.
 fn run_step(
-    client: &Client,
+    ctx: &Ctx,
     applied: &mut Applied,
     planned: &PlannedStep,
-) -> Result<Vec<Action>, Box<Failure>> {
+) -> Result<Vec<Pending>, Box<Failure>> {
+    let client = ctx.client;
     let vid = applied.id.unwrap_or_default();
     let done = applied.done.clone();
     let failed = |e: Error| Failure::api(&planned.text, e, &done);
+    // Journals the intent, sends, journals the outcome; `Ok(None)` for a
+    // request that only met "already done".
+    let send = |op: Op,
+                size: Option<u32>,
+                server: Option<&ServerRef>,
+                request: &dyn Fn() -> Result<Option<Vec<Action>>, Error>|
+     -> Result<Vec<Pending>, Box<Failure>> {
+        let id = (op != Op::Create).then_some(vid);
+        let seq = ctx.intent(op, id, size, server, false).map_err(failed)?;
+        match request() {
+            Ok(Some(actions)) => {
+                let fate = if actions.is_empty() {
+                    Fate::Done
+                } else {
+                    Fate::Accepted
+                };
+                ctx.outcome(seq, fate, actions.first(), None, None)
+                    .map_err(failed)?;
+                Ok(actions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, action)| Pending {
+                        action,
+                        seq: seq.filter(|_| i == 0),
+                    })
+                    .collect())
+            }
+            Ok(None) => {
+                ctx.outcome(seq, Fate::AlreadyDone, None, None, None)
+                    .map_err(failed)?;
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+                Err(failed(e))
+            }
+        }
+    };
     match &planned.step {
         Step::Create { request } => {
-            let created = client.create_volume(request).map_err(failed)?;
+            let seq = ctx
+                .intent(Op::Create, None, Some(request.size), None, false)
+                .map_err(failed)?;
+            let created = match client.create_volume(request) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+                    return Err(failed(e));
+                }
+            };
             applied.id = Some(created.volume.id);
             if created.adopted {
                 applied.warnings.push(format!(
@@ -122,39 +317,73 @@ fn run_step(
                     request.name, created.volume.id
                 ));
             }
-            Ok(created.actions)
+            let first = created.actions.first();
+            let fate = if first.is_some() {
+                Fate::Accepted
+            } else {
+                Fate::Done
+            };
+            ctx.outcome(seq, fate, first, Some(created.volume.id), None)
+                .map_err(failed)?;
+            Ok(created
+                .actions
+                .into_iter()
+                .enumerate()
+                .map(|(i, action)| Pending {
+                    action,
+                    seq: seq.filter(|_| i == 0),
+                })
+                .collect())
         }
-        Step::Update { name, labels } => client
-            .update_volume(vid, name.as_deref(), labels.as_ref())
-            .map(|_| Vec::new())
-            .map_err(failed),
-        Step::Resize { size } => client
-            .resize_volume(vid, *size)
-            .map(|a| vec![a])
-            .map_err(failed),
-        Step::Protect { delete } => client
-            .change_volume_protection(vid, *delete)
-            .map(|a| vec![a])
-            .map_err(failed),
-        Step::Detach { .. } => match client.detach_volume(vid) {
-            Ok(a) => Ok(vec![a]),
-            Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
-                Ok(Vec::new())
-            }
-            Err(e) => Err(failed(e)),
-        },
-        Step::Attach { to, automount } => {
-            match client.attach_volume(vid, to.id, Some(*automount)) {
-                Ok(a) => Ok(vec![a]),
-                Err(e)
-                    if e.is(&ApiCode::VolumeAlreadyAttached)
-                        && attached(client, vid)? == Some(to.id) =>
-                {
-                    Ok(Vec::new())
+        Step::Update { name, labels } => send(Op::Update, None, None, &|| {
+            client
+                .update_volume(vid, name.as_deref(), labels.as_ref())
+                .map(|_| Some(Vec::new()))
+        }),
+        Step::Resize { size } => send(Op::Resize, Some(*size), None, &|| {
+            client.resize_volume(vid, *size).map(|a| Some(vec![a]))
+        }),
+        Step::Protect { delete } => send(Op::Protect, None, None, &|| {
+            client
+                .change_volume_protection(vid, *delete)
+                .map(|a| Some(vec![a]))
+        }),
+        Step::Detach { from } => {
+            let pending = send(
+                Op::Detach,
+                None,
+                Some(from),
+                &|| match client.detach_volume(vid) {
+                    Ok(a) => Ok(Some(vec![a])),
+                    Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                },
+            )?;
+            let touched = pending.first().and_then(|p| touched_server(&p.action));
+            match touched {
+                Some(other) if other != from.id => {
+                    Err(moved_during_the_run(ctx, vid, from, other, &pending, &done))
                 }
-                Err(e) => Err(failed(e)),
+                _ => {
+                    applied.detached_from = Some(from.clone());
+                    Ok(pending)
+                }
             }
         }
+        Step::Attach { to, automount } => send(Op::Attach, None, Some(to), &|| match client
+            .attach_volume(vid, to.id, Some(*automount))
+        {
+            Ok(a) => Ok(Some(vec![a])),
+            Err(e)
+                if e.is(&ApiCode::VolumeAlreadyAttached)
+                    && attached(client, vid)? == Some(to.id) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }),
         Step::Delete { recheck } => {
             // Time has passed since the plan was checked (a detach, an
             // unprotect): check it again, right before the delete.
@@ -162,38 +391,152 @@ fn run_step(
                 let fresh = client
                     .get_volume(vid)
                     .map_err(|e| Failure::api("re-read the volume before deleting it", e, &done))?;
-                still_as_reviewed(expect, fresh.as_ref())
+                let detached_here = applied.detached_from.is_some();
+                still_as_reviewed(expect, fresh.as_ref(), detached_here)
                     .map_err(|r| Failure::refused(&planned.text, r, &done))?;
             }
-            match client.delete_volume(vid) {
-                Err(e) if !e.is_not_found() => Err(failed(e)),
-                _ => Ok(Vec::new()),
+            delete(ctx, vid).map(|_| Vec::new()).map_err(failed)
+        }
+    }
+}
+
+/// Deletes volume `id`, journaled; a 404 is "already gone" (`Ok(false)`),
+/// never a deletion of this run.
+pub fn delete(ctx: &Ctx, id: i64) -> Result<bool, Error> {
+    let seq = ctx.intent(Op::Delete, Some(id), None, None, false)?;
+    match ctx.client.delete_volume(id) {
+        Ok(()) => ctx.outcome(seq, Fate::Done, None, None, None).map(|_| true),
+        Err(e) if e.is_not_found() => ctx
+            .outcome(
+                seq,
+                Fate::AlreadyDone,
+                None,
+                None,
+                Some("already gone (404)".into()),
+            )
+            .map(|_| false),
+        Err(e) => {
+            let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+            Err(e)
+        }
+    }
+}
+
+/// A detach that touched `other`, not the planned server: someone moved the
+/// volume after the plan read it. The volume goes back to `other` and the
+/// deletion is refused as stale.
+fn moved_during_the_run(
+    ctx: &Ctx,
+    id: i64,
+    from: &ServerRef,
+    other: i64,
+    pending: &[Pending],
+    done: &[String],
+) -> Box<Failure> {
+    let other = ctx.server(other);
+    let text = format!("detach {} from {}", ctx.volume, from.name);
+    let msg = format!(
+        "the plan is stale for volume {} ({id}): it was moved to {} during the run (after the run read it on {}), and this run's detach took it off {}",
+        ctx.volume, other.name, from.name, other.name
+    );
+    let mut f = Failure::refused(&text, Refusal::new(Code::StalePlan, msg), done);
+    f.done
+        .push(format!("detach {} from {}", ctx.volume, other.name));
+    if let Err(e) = settle(ctx, pending) {
+        f.msg = format!(
+            "{}; the detach did not finish ({e}), so it may still be on {}: check it. Refresh and review the PH3-01 diff before running again.",
+            f.msg, other.name
+        );
+        return f;
+    }
+    put_back(ctx, id, &other, f)
+}
+
+/// Puts a volume this run detached from `from` back there, after a
+/// refusal `f` that no rerun would fix; the message says what was undone.
+pub fn undo_detach(ctx: &Ctx, id: i64, from: &ServerRef, f: Box<Failure>) -> Box<Failure> {
+    put_back(ctx, id, from, f)
+}
+
+fn put_back(ctx: &Ctx, id: i64, to: &ServerRef, mut f: Box<Failure>) -> Box<Failure> {
+    let text = format!("re-attach {} to {} (undo)", ctx.volume, to.name);
+    let reattached = ctx
+        .intent(Op::Attach, Some(id), None, Some(to), true)
+        .and_then(|seq| {
+            let action = ctx.client.attach_volume(id, to.id, Some(false));
+            match action {
+                Ok(a) => {
+                    ctx.outcome(seq, Fate::Accepted, Some(&a), None, None)?;
+                    settle(ctx, &[Pending { action: a, seq }])
+                }
+                Err(e) => {
+                    let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+                    Err(e)
+                }
             }
+        });
+    let reason = f.msg.trim_end_matches('.').to_string();
+    f.msg = match reattached {
+        Ok(()) => {
+            f.done.push(text);
+            format!(
+                "{reason}. This run put it back on {} as it was, and deleted nothing. {}",
+                to.name,
+                next_step(f.code)
+            )
+        }
+        Err(e) => format!(
+            "{reason}. Putting it back on {} failed too ({e}): it is detached now; attach it to {} by hand. {}",
+            to.name,
+            to.name,
+            next_step(f.code)
+        ),
+    };
+    f.rerun_finishes = false;
+    f
+}
+
+/// What to do after a refusal no rerun fixes.
+pub fn next_step(code: Code) -> &'static str {
+    match code {
+        Code::Protected => {
+            "It is delete-protected: review why, lift the protection if it must go, then refresh the PH3-01 diff, review it and confirm the new code."
+        }
+        _ => {
+            "Refresh the PH3-01 diff (playbooks/ph3-01.yml), review it, and run PH3-02 with the new code."
         }
     }
 }
 
 /// The server a volume is attached to now (fresh read).
-fn attached(client: &Client, id: i64) -> Result<Option<i64>, Box<Failure>> {
-    client
-        .get_volume(id)
-        .map(|v| v.and_then(|v| v.server))
-        .map_err(|e| Failure::api("re-read the volume", e, &[]))
+fn attached(client: &Client, id: i64) -> Result<Option<i64>, Error> {
+    client.get_volume(id).map(|v| v.and_then(|v| v.server))
 }
 
 /// Checks a fresh read of a volume about to be deleted: it must still be the
-/// reviewed one, now attached to no server (the detach is done). A volume
-/// that is gone is fine. Otherwise: `stale_plan`.
-pub fn still_as_reviewed(expect: &Expect, fresh: Option<&Volume>) -> Result<(), Refusal> {
+/// reviewed one, attached to no server, and unattached for a reason kbv3
+/// knows: it was reviewed unattached, or a kbv3 run detached it from its
+/// reviewed server (`detached_by_kbv3`). A volume that is gone is fine.
+/// Otherwise: `stale_plan`.
+pub fn still_as_reviewed(
+    expect: &Expect,
+    fresh: Option<&Volume>,
+    detached_by_kbv3: bool,
+) -> Result<(), Refusal> {
     let Some(v) = fresh else {
         return Ok(());
     };
     let mut view = VolumeView::of(v, None);
     let mut found = Vec::new();
-    if let Some(server) = view.server.take() {
-        found.push(format!(
+    match view.server.take() {
+        Some(server) => found.push(format!(
             "attached again (to server {server}) after the detach"
-        ));
+        )),
+        None if !detached_by_kbv3 && expect.server.is_attached() => found.push(format!(
+            "detached from {} since the review, and not by kbv3 (no kbv3 run has a record of that detach)",
+            expect.server
+        )),
+        None => {}
     }
     found.extend(plan::differences(expect, &view));
     if found.is_empty() {

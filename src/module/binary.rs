@@ -22,7 +22,8 @@ pub fn main(run: fn(&Value, &Environment) -> Value, schema: fn() -> Value) -> Ex
         return ExitCode::SUCCESS;
     }
     let text = match &arg {
-        Some(path) => std::fs::read_to_string(path)
+        Some(path) => crate::fsutil::read_bounded(path.as_ref(), crate::fsutil::MAX_JSON_BYTES)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| format!("cannot read the args file {path}: {e}")),
         None => {
             let mut s = String::new();

@@ -32,6 +32,12 @@ pub enum Code {
     ActionFailed,
     /// `wait_timeout` ran out (a request, a retry or actions still running).
     Timeout,
+    /// Another run holds the lock of a host this run would change, or the
+    /// state directory cannot hold the journal and locks.
+    Locked,
+    /// Left as it is because a change it depends on did not happen (the
+    /// server still has a legacy volume that had to go first).
+    Blocked,
 }
 
 /// A refusal or failure decided before any change: its code and message.

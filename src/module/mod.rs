@@ -122,13 +122,35 @@ fn finish(
     plan: &Plan,
 ) -> Result<(Option<VolumeView>, Vec<String>), Box<apply::Failure>> {
     let before = plan.before.as_ref().and_then(|v| v.id);
-    let applied = apply::apply(client, before, &plan.steps)?;
+    let subject = plan.before.as_ref().or(plan.after.as_ref());
+    let volume = subject.map_or_else(|| p.name.clone().unwrap_or_default(), |v| v.name.clone());
+    // Servers this module knows by name: the one it read and the target.
+    let known: Vec<(i64, String)> = [&plan.before, &plan.after]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| Some((v.server?, v.server_name.clone()?)))
+        .collect();
+    let server_name = |id: i64| {
+        known
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map_or_else(|| format!("server {id}"), |(_, n)| n.clone())
+    };
+    let ctx = apply::Ctx {
+        client,
+        journal: None,
+        host: "",
+        volume: &volume,
+        server_name: &server_name,
+    };
+    let applied = apply::apply(&ctx, before, &plan.steps)?;
     let last = applied.done.last().cloned().unwrap_or_default();
     let earlier = &applied.done[..applied.done.len().saturating_sub(1)];
     let view = match (applied.id, &plan.after) {
         (Some(id), Some(after)) if p.wait => {
+            let actions: Vec<_> = applied.pending.iter().map(|p| p.action.clone()).collect();
             client
-                .wait_for(&applied.pending, Duration::MAX)
+                .wait_for(&actions, Duration::MAX)
                 .map_err(|e| apply::Failure::api(&last, e, earlier))?;
             let fresh = client
                 .get_volume(id)
@@ -203,7 +225,7 @@ impl Failed {
     /// A failed step, with the steps done before it.
     fn from_failure(f: &apply::Failure) -> Self {
         let mut msg = f.msg.clone();
-        if !f.done.is_empty() {
+        if !f.done.is_empty() && f.rerun_finishes {
             msg = format!(
                 "{}. Done before the failure: {}. Rerun the task to finish",
                 msg.trim_end_matches('.'),

@@ -59,6 +59,23 @@ pub enum ExpectServer {
     Attached(String),
 }
 
+impl ExpectServer {
+    /// True when the volume is expected attached to a server.
+    pub fn is_attached(&self) -> bool {
+        matches!(self, ExpectServer::Attached(_))
+    }
+}
+
+impl std::fmt::Display for ExpectServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectServer::Unchecked => f.write_str("any server"),
+            ExpectServer::Unattached => f.write_str("no server"),
+            ExpectServer::Attached(s) => f.write_str(s),
+        }
+    }
+}
+
 /// What a reviewed plan says the volume is; `detached` and `absent` act only
 /// while the volume still matches, checked right before the first change and
 /// again right before the delete.

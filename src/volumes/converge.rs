@@ -1,30 +1,50 @@
 //! Converges every entry of a fleet run against one [`Index`]:
 //!
 //! 1. plan each entry with the shared planner (pure, from the lists);
-//! 2. run the deletions' steps up to their delete (the detaches), then the
-//!    desired volumes' steps, `concurrency` volumes at a time ([`apply`],
-//!    shared with `kbv3_volume`);
-//! 3. after each of those two stages, wait for all its last actions at once
-//!    (batched polls);
-//! 4. read the volumes again (one paged list): each deletion must still be
-//!    what was reviewed, now detached; this list is also the final read;
-//! 5. delete the deletions that passed, `concurrency` at a time.
+//! 2. run the deletions' steps up to their delete (the detaches),
+//!    `concurrency` volumes at a time ([`apply`], shared with `kbv3_volume`),
+//!    each detach guarded by a fresh enough read and checked against the
+//!    server its action touched; wait for their actions at once (batched);
+//! 3. read the volumes again (one paged list): each deletion must still be
+//!    what was reviewed, unattached because kbv3 detached it from its
+//!    reviewed server (this run, or an earlier one per the journal);
+//! 4. delete those, `concurrency` at a time; a deletion refused for good
+//!    puts its volume back on the server it was detached from;
+//! 5. create, fix and attach the desired volumes, except on a server that
+//!    still has one of its legacy volumes: no server ever has a legacy
+//!    volume and its new volume attached at once; wait for them (batched);
+//! 6. read the volumes once more for the results.
 //!
 //! A failing entry fails alone; the others go on.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use crate::hcloud::types::Action;
 use crate::hcloud::{Client, Error, VolumeFilter};
-use crate::module::apply::{self, Failure};
-use crate::module::failure::Code;
+use crate::module::apply::{self, journal_finished, Applied, Ctx, Failure, Pending};
+use crate::module::failure::{Code, Refusal};
 use crate::module::observe;
-use crate::module::plan::{self, Plan, PlannedStep, Step, VolumeView};
+use crate::module::plan::{self, Plan, PlannedStep, ServerRef, Step, VolumeView};
+use crate::reconcile::journal::Journal;
 
 use super::index::Index;
 use super::params::{Entry, Kind};
 use super::pool;
+
+/// How old the last read of a volume may be when its detach goes out;
+/// older (a run held back by rate pacing), it is read again first.
+const FRESH: Duration = Duration::from_secs(10);
+
+/// What a run converges with.
+pub struct Run<'a> {
+    pub client: &'a Client,
+    /// The journal, for a real run that keeps one.
+    pub journal: Option<&'a Journal>,
+    /// Volumes earlier kbv3 runs detached (journal): id → server id.
+    pub detached_before: HashMap<i64, i64>,
+    pub workers: usize,
+}
 
 /// What became of one entry.
 #[derive(Debug, Default)]
@@ -38,10 +58,16 @@ pub struct Outcome {
     /// the volume as it was.
     pub volume: Option<VolumeView>,
     pub warnings: Vec<String>,
+    /// This run's DELETE removed the volume (a 404 is not a deletion).
+    pub deleted: bool,
     id: Option<i64>,
-    pending: Vec<Action>,
+    pending: Vec<Pending>,
     /// A deletion whose steps before the delete are done.
     delete: Option<PlannedStep>,
+    /// The server this run detached the volume from.
+    detached_from: Option<ServerRef>,
+    /// The server an undo put the volume back on.
+    put_back_on: Option<i64>,
 }
 
 impl Outcome {
@@ -51,26 +77,30 @@ impl Outcome {
         self.delete = None;
         self.pending.clear();
     }
+
+    fn absorb(&mut self, a: Applied) {
+        self.id = a.id;
+        self.done.extend(a.done);
+        self.pending = a.pending;
+        self.warnings.extend(a.warnings);
+        if a.detached_from.is_some() {
+            self.detached_from = a.detached_from;
+        }
+    }
 }
 
 /// Plans every entry from the index; with `check_mode` nothing else happens.
-pub fn converge(
-    client: &Client,
-    index: &mut Index,
-    entries: &[Entry],
-    check_mode: bool,
-    workers: usize,
-) -> Vec<Outcome> {
+pub fn converge(run: &Run, index: &mut Index, entries: &[Entry], check_mode: bool) -> Vec<Outcome> {
     let mut outcomes = plan_all(index, entries);
     if check_mode {
         return outcomes;
     }
-    // 2. The deletions up to their delete (detach, unprotect), then the
-    // desired volumes: a server is locked while a volume is detached from
-    // it, so its new volume is attached once the old one is off.
-    let mut work: Vec<Work> = outcomes
+    let read_at = Instant::now();
+    // 2. The deletions up to their delete (detach, unprotect).
+    let detaches: Vec<Work> = outcomes
         .iter_mut()
         .enumerate()
+        .filter(|(i, _)| entries[*i].kind == Kind::Deletion)
         .filter_map(|(i, o)| {
             let plan = o.plan.as_ref().filter(|_| o.failure.is_none())?;
             let mut steps = plan.steps.clone();
@@ -85,23 +115,13 @@ pub fn converge(
             Some((i, o.id, steps)).filter(|(_, _, s)| !s.is_empty())
         })
         .collect();
-    let desired: Vec<Work> = work
-        .iter()
-        .filter(|(i, _, _)| entries[*i].kind == Kind::Volume)
-        .cloned()
-        .collect();
-    work.retain(|(i, _, _)| entries[*i].kind == Kind::Deletion);
-    // 3. Each stage's last actions are awaited together.
-    for stage in [work, desired] {
-        run_stage(client, &mut outcomes, &stage, workers);
-        wait_all(client, &mut outcomes);
-    }
-    // 4. One fresh list: the deletions' re-check and everyone's final read.
-    let changed = outcomes
-        .iter()
-        .any(|o| !o.done.is_empty() || o.delete.is_some());
-    if changed {
-        match client.list_volumes(&VolumeFilter::default()) {
+    let guard =
+        |i: usize, steps: &[PlannedStep]| fresh_enough(run.client, read_at, &entries[i], steps);
+    run_stage(run, index, entries, &mut outcomes, &detaches, guard);
+    wait_all(run, index, entries, &mut outcomes);
+    // 3. One fresh list: the deletions' re-check.
+    if outcomes.iter().any(|o| o.delete.is_some()) {
+        match run.client.list_volumes(&VolumeFilter::default()) {
             Ok(volumes) => index.replace_volumes(volumes),
             Err(e) => {
                 for o in outcomes.iter_mut().filter(|o| o.delete.is_some()) {
@@ -114,17 +134,44 @@ pub fn converge(
                 }
             }
         }
-        recheck(index, entries, &mut outcomes);
     }
-    // 5. The deletions that are still as reviewed.
-    let deletes: Vec<Work> = outcomes
-        .iter()
+    // 4. The deletions still as reviewed; the refused ones put back.
+    delete_stage(run, index, entries, &mut outcomes);
+    // 5. The desired volumes, on servers without a legacy volume left.
+    let blocked = servers_with_legacy_volumes(index, entries, &outcomes);
+    let desired: Vec<Work> = outcomes
+        .iter_mut()
         .enumerate()
-        .filter_map(|(i, o)| Some((i, o.id, vec![o.delete.clone()?])))
+        .filter(|(i, _)| entries[*i].kind == Kind::Volume)
+        .filter_map(|(i, o)| {
+            let plan = o.plan.as_ref().filter(|_| o.failure.is_none())?;
+            if plan.steps.is_empty() {
+                return None;
+            }
+            let target = plan.after.as_ref().and_then(|v| v.server);
+            if let Some((server, why)) = target.and_then(|s| blocked.get(&s).map(|w| (s, w))) {
+                let msg = format!(
+                    "{} was left as it is: server {} still has {why}, and a server never gets its new volume next to a legacy one. \
+                     Run PH3-02 again once that volume is off (see its message).",
+                    entries[i].label(),
+                    index.server_name(server)
+                );
+                let first = plan.steps[0].text.clone();
+                o.fail(Failure::refused(&first, Refusal::new(Code::Blocked, msg), &[]));
+                return None;
+            }
+            Some((i, o.id, plan.steps.clone()))
+        })
         .collect();
-    run_stage(client, &mut outcomes, &deletes, workers);
+    run_stage(run, index, entries, &mut outcomes, &desired, |_, _| Ok(()));
+    wait_all(run, index, entries, &mut outcomes);
+    // 6. The final read.
+    let changed = outcomes.iter().any(|o| !o.done.is_empty());
     if changed {
-        final_views(index, entries, &mut outcomes);
+        if let Ok(volumes) = run.client.list_volumes(&VolumeFilter::default()) {
+            index.replace_volumes(volumes);
+            final_views(index, entries, &mut outcomes);
+        }
     }
     outcomes
 }
@@ -137,26 +184,208 @@ pub fn plan_all(index: &Index, entries: &[Entry]) -> Vec<Outcome> {
 /// An entry's index, its volume's id and the steps to run.
 type Work = (usize, Option<i64>, Vec<PlannedStep>);
 
-/// Runs the steps of every work item, `workers` volumes at a time; a
-/// failure fails its entry only.
-fn run_stage(client: &Client, outcomes: &mut [Outcome], work: &[Work], workers: usize) {
-    let applied = pool::run(work, workers, |(_, id, steps)| {
-        apply::apply(client, *id, steps)
+/// The step context of one entry, whose volume is named `volume`.
+fn ctx<'a>(
+    run: &'a Run,
+    e: &'a Entry,
+    volume: &'a str,
+    server_name: &'a (dyn Fn(i64) -> String + Sync),
+) -> Ctx<'a> {
+    Ctx {
+        client: run.client,
+        journal: run.journal,
+        host: &e.host,
+        volume,
+        server_name,
+    }
+}
+
+/// Runs the steps of every work item, `workers` volumes at a time, each
+/// after its `guard`; a failure fails its entry only.
+fn run_stage(
+    run: &Run,
+    index: &Index,
+    entries: &[Entry],
+    outcomes: &mut [Outcome],
+    work: &[Work],
+    guard: impl Fn(usize, &[PlannedStep]) -> Result<(), Box<Failure>> + Sync,
+) {
+    let names: Vec<String> = outcomes
+        .iter()
+        .zip(entries)
+        .map(|(o, e)| name(e, o))
+        .collect();
+    let server_name = |id: i64| index.server_name(id);
+    let applied = pool::run(work, run.workers, |(i, id, steps)| {
+        guard(*i, steps)?;
+        apply::apply(
+            &ctx(run, &entries[*i], &names[*i], &server_name),
+            *id,
+            steps,
+        )
     });
     for ((i, _, _), result) in work.iter().zip(applied) {
         let o = &mut outcomes[*i];
         match result {
-            Ok(a) => {
-                o.id = a.id;
-                o.done.extend(a.done);
-                o.pending = a.pending;
-                o.warnings.extend(a.warnings);
-            }
+            Ok(a) => o.absorb(a),
             Err(mut f) => {
                 f.done = [o.done.clone(), f.done].concat();
                 o.fail(f);
             }
         }
+    }
+}
+
+/// The guard of a detach: when the lists are older than [`FRESH`], the
+/// volume is read again and must still be on the server the plan read.
+fn fresh_enough(
+    client: &Client,
+    read_at: Instant,
+    e: &Entry,
+    steps: &[PlannedStep],
+) -> Result<(), Box<Failure>> {
+    let Some((from, text)) = steps.iter().find_map(|s| match &s.step {
+        Step::Detach { from } => Some((from, &s.text)),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    if read_at.elapsed() < FRESH {
+        return Ok(());
+    }
+    let id = e.params.id.unwrap_or_default();
+    let fresh = client
+        .get_volume(id)
+        .map_err(|err| Failure::api("re-read the volume before detaching it", err, &[]))?;
+    let found = match fresh.as_ref().map(|v| v.server) {
+        Some(Some(s)) if s == from.id => return Ok(()),
+        Some(Some(s)) => format!("attached to server {s} now, not to {}", from.name),
+        Some(None) => format!("no longer attached to {}", from.name),
+        None => "gone".to_string(),
+    };
+    let msg = format!(
+        "the plan is stale for volume {} ({id}): {found} when the run was about to detach it. \
+         It was left alone; refresh and review the PH3-01 diff (playbooks/ph3-01.yml) before running again.",
+        e.label()
+    );
+    Err(Failure::refused(
+        text,
+        Refusal::new(Code::StalePlan, msg),
+        &[],
+    ))
+}
+
+/// Re-checks and deletes the deletions still pending, `workers` at a time;
+/// a deletion refused for good puts its volume back where kbv3 detached it from.
+fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome]) {
+    let server_name = |id: i64| index.server_name(id);
+    let names: Vec<String> = outcomes
+        .iter()
+        .zip(entries)
+        .map(|(o, e)| name(e, o))
+        .collect();
+    let items: Vec<usize> = (0..outcomes.len())
+        .filter(|i| outcomes[*i].delete.is_some())
+        .collect();
+    let view: &[Outcome] = outcomes;
+    let results = pool::run(&items, run.workers, |&i| {
+        let (e, o) = (&entries[i], &view[i]);
+        let c = ctx(run, e, &names[i], &server_name);
+        let id = o.id.unwrap_or_default();
+        let step = o.delete.as_ref().expect("a pending delete");
+        // Where kbv3 took it off: this run, or an earlier one (journal).
+        let from = o.detached_from.clone().or_else(|| {
+            run.detached_before.get(&id).map(|s| ServerRef {
+                id: *s,
+                name: index.server_name(*s),
+            })
+        });
+        let fresh = index.get(id);
+        let expect = e.params.expect.as_ref().expect("deletions have a guard");
+        let by_kbv3 = from.as_ref().is_some_and(|f| expect_names(expect, f));
+        if let Err(r) = apply::still_as_reviewed(expect, fresh, by_kbv3) {
+            let f = Failure::refused(&step.text, r, &o.done);
+            let unattached = fresh.is_some_and(|v| v.server.is_none());
+            return match from.filter(|_| unattached) {
+                Some(from) => Err((apply::undo_detach(&c, id, &from, f), Some(from.id))),
+                None => Err((f, None)),
+            };
+        }
+        match apply::delete(&c, id) {
+            Ok(deleted) => Ok(deleted),
+            Err(err) => {
+                let f = Failure::api(&step.text, err, &o.done);
+                match from.filter(|_| !f.rerun_finishes) {
+                    Some(from) => Err((apply::undo_detach(&c, id, &from, f), Some(from.id))),
+                    None => Err((f, None)),
+                }
+            }
+        }
+    });
+    for (i, result) in items.into_iter().zip(results) {
+        let o = &mut outcomes[i];
+        let step = o.delete.take().expect("a pending delete");
+        match result {
+            Ok(true) => {
+                o.deleted = true;
+                o.done.push(step.text);
+            }
+            Ok(false) => o.warnings.push(format!(
+                "{}: the volume was already gone (the API answered 404); not counted as deleted by this run",
+                step.text
+            )),
+            Err((f, put_back)) => {
+                o.put_back_on = put_back.filter(|_| f.done.last().is_some_and(|d| d.ends_with("(undo)")));
+                o.fail(f);
+            }
+        }
+    }
+}
+
+/// True when the reviewed server (`expect.server`) is `s`.
+fn expect_names(expect: &crate::module::params::Expect, s: &ServerRef) -> bool {
+    use crate::module::params::ExpectServer;
+    match &expect.server {
+        ExpectServer::Attached(spec) => *spec == s.name || *spec == s.id.to_string(),
+        _ => false,
+    }
+}
+
+/// The servers that still have a legacy volume of this run (a deletion
+/// that did not finish), and which volume.
+fn servers_with_legacy_volumes(
+    index: &Index,
+    entries: &[Entry],
+    outcomes: &[Outcome],
+) -> HashMap<i64, String> {
+    let mut out = HashMap::new();
+    for (e, o) in entries.iter().zip(outcomes) {
+        if e.kind != Kind::Deletion || o.failure.is_none() {
+            continue;
+        }
+        let now = o
+            .put_back_on
+            .or_else(|| o.id.and_then(|id| index.get(id)).and_then(|v| v.server));
+        if let Some(server) = now {
+            out.insert(server, format!("its legacy volume {}", label(e, o)));
+        }
+    }
+    out
+}
+
+/// The volume's name: for a deletion the reviewed one (a rename since the
+/// review is a difference, reported in `msg`), else the current one.
+pub fn name(e: &Entry, o: &Outcome) -> String {
+    let reviewed = e.params.expect.as_ref().and_then(|x| x.name.clone());
+    let current = o.volume.as_ref().map(|v| v.name.clone());
+    reviewed.or(current).unwrap_or_else(|| e.label())
+}
+
+/// The volume's name and id, for messages.
+fn label(e: &Entry, o: &Outcome) -> String {
+    match o.id.or(e.params.id) {
+        Some(id) => format!("{} ({id})", name(e, o)),
+        None => name(e, o),
     }
 }
 
@@ -192,64 +421,57 @@ fn planned(index: &Index, e: &Entry) -> Outcome {
     o
 }
 
-/// Waits for the last actions of every entry with batched polls; an action
-/// that failed or is still running fails its entry only.
-fn wait_all(client: &Client, outcomes: &mut [Outcome]) {
-    let owner: HashMap<i64, usize> = outcomes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, o)| o.pending.iter().map(move |a| (a.id, i)))
-        .collect();
+/// Waits for the last actions of every entry with batched polls and
+/// journals their end. An entry fails on its first failed action (a
+/// create's, not the attach that depended on it), or on one still running.
+fn wait_all(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome]) {
     let actions: Vec<Action> = outcomes
-        .iter_mut()
-        .flat_map(|o| std::mem::take(&mut o.pending))
+        .iter()
+        .flat_map(|o| o.pending.iter().map(|p| p.action.clone()))
         .collect();
     if actions.is_empty() {
         return;
     }
-    let last_step = |o: &Outcome| o.done.last().cloned().unwrap_or_default();
-    let earlier = |o: &Outcome| o.done[..o.done.len().saturating_sub(1)].to_vec();
-    match client.wait_all(&actions, Duration::MAX) {
-        Ok(waited) => {
-            for a in waited.finished.iter().filter(|a| a.status == "error") {
-                let o = &mut outcomes[owner[&a.id]];
-                let f = Failure::api(&last_step(o), client.action_error(a), &earlier(o));
-                o.fail(f);
-            }
-            for id in &waited.running {
-                let o = &mut outcomes[owner[id]];
-                let e = Error::ActionTimeout {
-                    running: vec![*id],
-                    waited: waited.waited,
-                };
-                let f = Failure::api(&last_step(o), e, &earlier(o));
-                o.fail(f);
-            }
-        }
-        Err(e) => {
-            let mut hit: Vec<usize> = owner.values().copied().collect();
-            hit.sort_unstable();
-            hit.dedup();
-            for i in hit {
-                let o = &mut outcomes[i];
-                let f = Failure::api(&last_step(o), e.clone(), &earlier(o));
-                o.fail(f);
-            }
-        }
-    }
-}
-
-/// Fails every deletion whose volume is no longer what was reviewed.
-fn recheck(index: &Index, entries: &[Entry], outcomes: &mut [Outcome]) {
+    let waited = run.client.wait_all(&actions, Duration::MAX);
+    let server_name = |id: i64| index.server_name(id);
     for (e, o) in entries.iter().zip(outcomes.iter_mut()) {
-        let (Some(step), Some(expect)) = (&o.delete, &e.params.expect) else {
+        let pending = std::mem::take(&mut o.pending);
+        if pending.is_empty() {
             continue;
+        }
+        let last_step = o.done.last().cloned().unwrap_or_default();
+        let earlier = o.done[..o.done.len().saturating_sub(1)].to_vec();
+        let volume = name(e, o);
+        let c = ctx(run, e, &volume, &server_name);
+        let error = match &waited {
+            Ok(w) => {
+                let _ = journal_finished(&c, &pending, &w.finished);
+                let mine: HashSet<i64> = pending.iter().map(|p| p.action.id).collect();
+                pending
+                    .iter()
+                    .find_map(|p| {
+                        w.finished
+                            .iter()
+                            .find(|a| a.id == p.action.id && a.status == "error")
+                    })
+                    .map(|a| run.client.action_error(a))
+                    .or_else(|| {
+                        let running: Vec<i64> = w
+                            .running
+                            .iter()
+                            .copied()
+                            .filter(|id| mine.contains(id))
+                            .collect();
+                        (!running.is_empty()).then_some(Error::ActionTimeout {
+                            running,
+                            waited: w.waited,
+                        })
+                    })
+            }
+            Err(err) => Some(err.clone()),
         };
-        let fresh = o.id.and_then(|id| index.get(id));
-        if let Err(r) = apply::still_as_reviewed(expect, fresh) {
-            let text = step.text.clone();
-            let done = o.done.clone();
-            o.fail(Failure::refused(&text, r, &done));
+        if let Some(err) = error {
+            o.fail(Failure::api(&last_step, err, &earlier));
         }
     }
 }

@@ -2,6 +2,11 @@
 //! whole fleet's volumes (desired volumes and guarded deletions) with paged
 //! lists, bounded concurrency, batched action polling and one deadline. The
 //! planner and the steps are `kbv3_volume`'s own ([`crate::module`]).
+//!
+//! A real run locks the hosts it will change and journals every change in
+//! the state directory (`state_dir`, by default the diff's folder), and
+//! rebuilds the PH3-02 report from the journal when it ends
+//! ([`crate::reconcile`]).
 
 pub mod converge;
 pub mod index;
@@ -9,13 +14,20 @@ pub mod params;
 pub mod pool;
 pub mod results;
 
+use std::path::PathBuf;
+
 use serde_json::{json, Map, Value};
 
+use crate::fleet::report;
+use crate::fleet::reviewed::ReviewedDiff;
 use crate::hcloud::{Client, Environment};
 use crate::module::failure::{Code, Refusal};
+use crate::module::observe::Source;
 use crate::module::params::{parse_as, ExpectServer, Invocation, Settings};
 use crate::module::reviewed;
 use crate::module::{add_invocation, run_client, RunClient};
+use crate::reconcile::journal::Event;
+use crate::reconcile::{Session, Start};
 
 use index::Index;
 use params::{Entry, Kind, VolumesParams};
@@ -36,9 +48,10 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         Ok(e) => e,
         Err(msg) => return fail(&inv, Refusal::new(Code::InvalidArgument, msg)),
     };
-    if let Err(r) = bind_deletions(&inv.params, inv.settings.check_mode, &mut entries) {
-        return fail(&inv, r);
-    }
+    let diff = match bind_deletions(&inv.params, inv.settings.check_mode, &mut entries) {
+        Ok(d) => d,
+        Err(r) => return fail(&inv, r),
+    };
     let p = &inv.params;
     let client = match run_client(
         RunClient {
@@ -55,31 +68,74 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         Ok(c) => c,
         Err(e) => return fail(&inv, Refusal::new(Code::InvalidArgument, e.to_string())),
     };
-    let mut result = execute(&client, &inv, &entries);
+    let mut result = execute(&client, &inv, &entries, diff.as_ref());
     result["api_requests"] = json!(client.stats());
     result
 }
 
-fn execute(client: &Client, inv: &Invocation<VolumesParams>, entries: &[Entry]) -> Value {
+fn execute(
+    client: &Client,
+    inv: &Invocation<VolumesParams>,
+    entries: &[Entry],
+    diff: Option<&ReviewedDiff>,
+) -> Value {
     let settings = inv.settings;
+    let fail = |r: Refusal| refused(&inv.module_args, settings, r.code, r.msg);
     let mut index = if entries.is_empty() {
         Index::default()
     } else {
         match Index::read(client) {
             Ok(i) => i,
             Err(e) => {
-                let r = Refusal::api("cannot list the project's volumes and servers", &e);
-                return refused(&inv.module_args, settings, r.code, r.msg);
+                return fail(Refusal::api(
+                    "cannot list the project's volumes and servers",
+                    &e,
+                ))
             }
         }
     };
-    let outcomes = converge::converge(
+    if let Some(r) = diff.filter(|_| !entries.is_empty()) {
+        if let Err(r) = same_servers(r, &index) {
+            return fail(r);
+        }
+    }
+    let state_dir = inv
+        .params
+        .state_dir
+        .as_ref()
+        .map(PathBuf::from)
+        .or_else(|| diff.and_then(|d| d.path.parent().map(PathBuf::from)));
+    let session = match state_dir
+        .as_ref()
+        .filter(|_| !settings.check_mode && !entries.is_empty())
+    {
+        Some(dir) => {
+            let mut hosts: Vec<String> = entries.iter().map(|e| e.host.clone()).collect();
+            hosts.sort();
+            hosts.dedup();
+            let start = Start {
+                dir,
+                hosts,
+                code: diff.map(|d| d.code.clone()),
+                diff: diff.map(|d| d.path.display().to_string()),
+            };
+            match Session::open(start, &index) {
+                Ok(s) => Some(s),
+                Err(msg) => return fail(Refusal::new(Code::Locked, msg)),
+            }
+        }
+        None => None,
+    };
+    let run = converge::Run {
         client,
-        &mut index,
-        entries,
-        settings.check_mode,
-        inv.params.concurrency as usize,
-    );
+        journal: session.as_ref().map(|s| &s.journal),
+        detached_before: session
+            .as_ref()
+            .map(|s| s.detached_before.clone())
+            .unwrap_or_default(),
+        workers: inv.params.concurrency as usize,
+    };
+    let outcomes = converge::converge(&run, &mut index, entries, settings.check_mode);
     let mut result = results::build(entries, &outcomes, settings.check_mode, settings.diff);
     let changed = result["volumes"]
         .as_array()
@@ -97,6 +153,34 @@ fn execute(client: &Client, inv: &Invocation<VolumesParams>, entries: &[Entry]) 
             names.len(),
             names.join(", ")
         ));
+    }
+    if let (Some(s), Some(dir)) = (&session, &state_dir) {
+        let failed_hosts: Vec<String> = result["totals"]["failed_hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_string))
+            .collect();
+        let ended = s.journal.write(Event::End {
+            changed: result["changed"] == true,
+            failed_hosts,
+        });
+        match ended.and_then(|_| report::rebuild(dir)) {
+            Ok((json_path, md_path, _)) => {
+                result["report"] = json!([json_path, md_path]);
+            }
+            Err(e) => warnings.push(format!(
+                "the journal holds this run, but the report was not rebuilt: {e}"
+            )),
+        }
+        result["run_id"] = json!(s.journal.run());
+        result["journal"] = json!(s.journal.path());
+        if s.resolved > 0 {
+            warnings.push(format!(
+                "{} changes of an earlier run that was killed had no recorded outcome; this run read the API and recorded what became of them",
+                s.resolved
+            ));
+        }
     }
     result["warnings"] = json!(warnings);
     if settings.diff {
@@ -120,16 +204,16 @@ fn bind_deletions(
     p: &VolumesParams,
     check_mode: bool,
     entries: &mut [Entry],
-) -> Result<(), Refusal> {
+) -> Result<Option<ReviewedDiff>, Refusal> {
     let deletions = entries.iter().filter(|e| e.kind == Kind::Deletion).count();
-    if let Some(path) = p.diff_file.as_deref().filter(|_| deletions > 0) {
-        let r = reviewed::load(path)?;
+    let diff = p.diff_file.as_deref().map(reviewed::load).transpose()?;
+    if let Some(r) = diff.as_ref().filter(|_| deletions > 0) {
         let what = format!("{deletions} volumes are listed for deletion by");
-        reviewed::require_confirmation(&r, p.confirm.as_deref(), check_mode, &what)?;
+        reviewed::require_confirmation(r, p.confirm.as_deref(), check_mode, &what)?;
         for e in entries.iter_mut().filter(|e| e.kind == Kind::Deletion) {
             let id = e.params.id.unwrap_or_default();
             let expect =
-                reviewed::reviewed_expect(&r, id, e.params.expect.as_ref()).map_err(|r| {
+                reviewed::reviewed_expect(r, id, e.params.expect.as_ref()).map_err(|r| {
                     Refusal::new(
                         r.code,
                         format!("deletion of volume {id} ({}): {}", e.host, r.msg),
@@ -144,7 +228,37 @@ fn bind_deletions(
             _ => "unattached".into(),
         };
     }
-    Ok(())
+    Ok(diff)
+}
+
+/// Refuses a diff whose fleet servers are not the ones the API shows under
+/// those names (a diff of another project, or of servers since rebuilt).
+fn same_servers(r: &ReviewedDiff, index: &Index) -> Result<(), Refusal> {
+    let mut wrong = Vec::new();
+    for (host, id) in &r.diff.fleet_servers {
+        match index.server_named(host).ok().flatten() {
+            Some(s) if s.id == *id => {}
+            Some(s) => wrong.push(format!(
+                "{host} is server {} here, the diff says {id}",
+                s.id
+            )),
+            None => wrong.push(format!(
+                "{host} (server {id} in the diff) does not exist here"
+            )),
+        }
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        Code::StalePlan,
+        format!(
+            "this diff ({}) was made for other servers (another project?): {}. Nothing was changed. \
+             Run PH3-01 again against this project, review the new diff and confirm its code.",
+            r.path.display(),
+            wrong.join("; ")
+        ),
+    ))
 }
 
 /// The run in one line.

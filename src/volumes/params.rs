@@ -79,6 +79,10 @@ pub struct VolumesParams {
     /// With `diff_file`: the diff's confirmation code; required to delete unless in check mode.
     #[serde(default, deserialize_with = "opt_string")]
     pub confirm: Option<String>,
+    /// The state directory: a real run's journal, host locks and report go
+    /// here (default: the folder of `diff_file`; without either, none).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub state_dir: Option<String>,
     /// Requests in flight at once (1 to 64).
     #[serde(default = "default_concurrency", deserialize_with = "int")]
     pub concurrency: i64,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::module::plan::{Step, VolumeView};
 
-use super::converge::{is_stale, Outcome};
+use super::converge::{is_stale, name, Outcome};
 use super::params::{Entry, Kind};
 
 /// The results of every entry, host and the totals.
@@ -53,7 +53,11 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
         o.done.clone()
     };
     let created = has(o, check_mode, |s| matches!(s, Step::Create { .. }));
-    let deleted = has(o, check_mode, |s| matches!(s, Step::Delete { .. }));
+    let deleted = if check_mode {
+        has(o, true, |s| matches!(s, Step::Delete { .. }))
+    } else {
+        o.deleted
+    };
     let subject = o.volume.as_ref().map_or_else(
         || match e.params.id {
             Some(id) => format!("{} ({id})", name(e, o)),
@@ -63,11 +67,12 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
     );
     let msg = match (&o.failure, actions.is_empty(), check_mode) {
         (Some(f), _, _) if o.done.is_empty() => f.msg.clone(),
-        (Some(f), _, _) => format!(
-            "{}. Done before the failure: {}. Rerun to finish",
+        (Some(f), _, _) if f.rerun_finishes => format!(
+            "{}. Done before the failure: {}. Rerun to finish (same code, no refresh needed)",
             f.msg.trim_end_matches('.'),
             o.done.join("; ")
         ),
+        (Some(f), _, _) => format!("{} (done: {})", f.msg, o.done.join("; ")),
         (None, true, _) if o.volume.is_none() => {
             format!("volume {subject} does not exist (no change)")
         }
@@ -103,14 +108,6 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
         });
     }
     r
-}
-
-/// The volume's name: for a deletion the reviewed one (a rename since the
-/// review is a difference, reported in `msg`), else the current one.
-fn name(e: &Entry, o: &Outcome) -> String {
-    let reviewed = e.params.expect.as_ref().and_then(|x| x.name.clone());
-    let current = o.volume.as_ref().map(|v| v.name.clone());
-    reviewed.or(current).unwrap_or_else(|| e.label())
 }
 
 /// One host: its volume (the first desired one), what was deleted, what was

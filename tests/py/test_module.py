@@ -226,7 +226,7 @@ def test_a_failure_midway_reports_what_was_done(start_sim, tmp_path):
     ]
     r = play(sim, tasks, tmp_path)[1]
     assert r["failed"] is True and r["changed"] is True
-    assert r["msg"].startswith("kbv3_volume: detach vol-haproxy-01 (104011394) from haproxy-01 failed: action detach_volume (")
+    assert r["msg"].startswith("detach vol-haproxy-01 (104011394) from haproxy-01 failed: action detach_volume (")
     assert r["msg"].endswith("Done before the failure: disable delete protection of vol-haproxy-01 (104011394). Rerun the task to finish")
     assert r["failure"]["code"] == "action_failed" and r["failure"]["action_id"] > 0
     assert not any(x["method"] == "DELETE" for x in sim.requests())

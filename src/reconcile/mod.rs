@@ -1,0 +1,256 @@
+//! What a real PH3-02 run needs around its requests to change things
+//! safely: the host locks ([`lock`]), the journal ([`journal`]), and a
+//! [`Session`] that takes the locks, records the run's start, and finishes
+//! the entries a killed run left open (it reads the API to learn what
+//! became of them) before the first change.
+
+pub mod journal;
+pub mod lock;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::clock::{now_ms, rfc3339};
+use crate::module::observe::Source;
+
+use journal::{Entry, Event, Fate, History, Journal, Op};
+use lock::{Holder, HostLocks};
+
+/// A real run's journal and locks, open until it ends.
+#[derive(Debug)]
+pub struct Session {
+    pub journal: Journal,
+    _locks: HostLocks,
+    /// Volumes kbv3 runs detached and did not attach again: id → server id.
+    pub detached_before: HashMap<i64, i64>,
+    /// How many entries of killed runs this run resolved.
+    pub resolved: usize,
+}
+
+/// What a run records when it starts.
+pub struct Start<'a> {
+    /// The state directory.
+    pub dir: &'a Path,
+    /// The hosts it will change (its entries' hosts).
+    pub hosts: Vec<String>,
+    pub code: Option<String>,
+    pub diff: Option<String>,
+}
+
+impl Session {
+    /// Locks the hosts, records the start, and resolves the unfinished
+    /// entries of those hosts from `src` (the lists the run just read).
+    /// Nothing has been changed when this fails.
+    pub fn open(start: Start, src: &dyn Source) -> Result<Session, String> {
+        let run = format!("{}-{}", rfc3339(now_ms()), std::process::id());
+        let holder = Holder {
+            run: run.clone(),
+            pid: std::process::id(),
+            machine: lock::machine_name(),
+            since: rfc3339(now_ms()),
+        };
+        let locks = lock::acquire(start.dir, &start.hosts, &holder)?;
+        let earlier = History::of(&journal::read(start.dir)?);
+        let journal = Journal::open(start.dir, &run)?;
+        journal.write(Event::Start {
+            code: start.code,
+            diff: start.diff,
+            hosts: start.hosts.clone(),
+            pid: holder.pid,
+            machine: holder.machine,
+        })?;
+        let mine: HashSet<&String> = start.hosts.iter().collect();
+        let mut resolved = 0;
+        for e in earlier
+            .unfinished()
+            .filter(|e| mine.contains(&e.intent.host))
+        {
+            let (result, volume_id, detail) = resolve(e, src);
+            journal.write(Event::Resolved {
+                of_run: e.run.clone(),
+                seq: e.seq,
+                result,
+                volume_id,
+                detail,
+            })?;
+            resolved += 1;
+        }
+        let history = History::of(&journal::read(start.dir)?);
+        Ok(Session {
+            journal,
+            _locks: locks,
+            detached_before: history.detached_by_kbv3(),
+            resolved,
+        })
+    }
+}
+
+/// What became of a killed run's request, from the volumes as they are
+/// now: the fate, a created volume's id, and why.
+pub fn resolve(e: &Entry, src: &dyn Source) -> (Fate, Option<i64>, String) {
+    let now = e.volume_id.and_then(|id| src.volume(id).ok().flatten());
+    let i = &e.intent;
+    let (fate, why) = match (i.op, &now) {
+        (Op::Delete, None) => (Fate::Done, "the volume is gone".to_string()),
+        (Op::Delete, Some(_)) => (Fate::NotDone, "the volume still exists".into()),
+        (Op::Detach, None) => (
+            Fate::Done,
+            "the volume is gone (deleted after its detach)".into(),
+        ),
+        (Op::Detach, Some(v)) if v.server.is_none() => {
+            (Fate::Done, "the volume is attached to no server".into())
+        }
+        (Op::Detach, Some(v)) if v.server == i.server_id => {
+            (Fate::NotDone, "the volume is still on that server".into())
+        }
+        (Op::Attach, Some(v)) if v.server.is_some() && v.server == i.server_id => {
+            (Fate::Done, "the volume is on that server".into())
+        }
+        (Op::Resize, Some(v)) if i.size_gb.is_some_and(|s| v.size >= s) => {
+            (Fate::Done, format!("the volume has {} GB", v.size))
+        }
+        (Op::Create, _) => {
+            let found = src.volumes_named(&i.volume).unwrap_or_default();
+            return match found.as_slice() {
+                [v] => (
+                    Fate::Done,
+                    Some(v.id),
+                    format!("volume {} exists ({})", i.volume, v.id),
+                ),
+                [] => (
+                    Fate::NotDone,
+                    None,
+                    format!("no volume named {} exists", i.volume),
+                ),
+                _ => (
+                    Fate::Done,
+                    None,
+                    format!("several volumes are named {}", i.volume),
+                ),
+            };
+        }
+        (Op::Update | Op::Protect, Some(_)) => (
+            Fate::NotDone,
+            "cannot be told from the volume; counted as not done".into(),
+        ),
+        _ => (Fate::NotDone, "the volume does not show it".into()),
+    };
+    (fate, None, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hcloud::types::Volume;
+    use crate::hcloud::Error;
+    use journal::Intent;
+    use serde_json::json;
+
+    struct Lists(Vec<Volume>);
+
+    impl Source for Lists {
+        fn volume(&self, id: i64) -> Result<Option<Volume>, Error> {
+            Ok(self.0.iter().find(|v| v.id == id).cloned())
+        }
+        fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, Error> {
+            Ok(self.0.iter().filter(|v| v.name == name).cloned().collect())
+        }
+        fn server(&self, _: i64) -> Result<Option<crate::hcloud::types::Server>, Error> {
+            Ok(None)
+        }
+        fn server_named(&self, _: &str) -> Result<Option<crate::hcloud::types::Server>, Error> {
+            Ok(None)
+        }
+    }
+
+    fn volume(id: i64, name: &str, server: Option<i64>) -> Volume {
+        serde_json::from_value(json!({"id": id, "name": name, "server": server, "size": 10,
+            "location": {"id": 1, "name": "nbg1", "description": "", "country": "DE", "city": "",
+                         "latitude": 0.0, "longitude": 0.0, "network_zone": "eu-central"},
+            "created": "2026-01-01T00:00:00Z", "linux_device": "/dev/x", "protection": {"delete": false},
+            "labels": {}, "status": "available", "format": null}))
+        .unwrap()
+    }
+
+    fn entry(op: Op, id: Option<i64>, name: &str, server: Option<i64>) -> Entry {
+        Entry {
+            run: "r".into(),
+            seq: 1,
+            at: String::new(),
+            intent: Intent {
+                op,
+                host: "h".into(),
+                volume: name.into(),
+                volume_id: id,
+                size_gb: Some(10),
+                server_id: server,
+                server: None,
+                undo: false,
+            },
+            result: None,
+            action_id: None,
+            volume_id: id,
+            touched_server: None,
+            detail: None,
+            resolved_by: None,
+        }
+    }
+
+    /// (case, entry, volumes now, fate, created id)
+    #[test]
+    fn a_killed_runs_requests_are_resolved_from_the_lists() {
+        let lists = Lists(vec![
+            volume(1, "vol-a", Some(5)),
+            volume(2, "vol-b", None),
+            volume(3, "kbv3-c", Some(6)),
+        ]);
+        let cases = [
+            (
+                "delete that went through",
+                entry(Op::Delete, Some(9), "vol-z", None),
+                Fate::Done,
+                None,
+            ),
+            (
+                "delete that did not",
+                entry(Op::Delete, Some(1), "vol-a", None),
+                Fate::NotDone,
+                None,
+            ),
+            (
+                "detach that went through",
+                entry(Op::Detach, Some(2), "vol-b", Some(5)),
+                Fate::Done,
+                None,
+            ),
+            (
+                "detach that did not",
+                entry(Op::Detach, Some(1), "vol-a", Some(5)),
+                Fate::NotDone,
+                None,
+            ),
+            (
+                "attach that went through",
+                entry(Op::Attach, Some(3), "kbv3-c", Some(6)),
+                Fate::Done,
+                None,
+            ),
+            (
+                "create that went through",
+                entry(Op::Create, None, "kbv3-c", Some(6)),
+                Fate::Done,
+                Some(3),
+            ),
+            (
+                "create that did not",
+                entry(Op::Create, None, "kbv3-d", Some(6)),
+                Fate::NotDone,
+                None,
+            ),
+        ];
+        for (case, e, fate, id) in cases {
+            let (got, created, _) = resolve(&e, &lists);
+            assert_eq!((got, created), (fate, id), "{case}");
+        }
+    }
+}
