@@ -56,6 +56,10 @@ struct Cli {
     /// With --block-devices: only volumes attached to these servers become loop devices.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     block_device_servers: Vec<String>,
+    /// Hold a request while DIR has a file named after it ("POST _v1_volumes_7_actions_detach"),
+    /// writing "<name>.held" meanwhile: tests place events at exact moments with it.
+    #[arg(long, value_name = "DIR")]
+    hold_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         response_log: cli.response_log,
         block_devices: cli.block_devices,
         block_device_servers: cli.block_device_servers,
+        hold_dir: cli.hold_dir,
     };
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,

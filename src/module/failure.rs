@@ -65,6 +65,7 @@ impl Refusal {
 /// The code of a client error.
 pub fn code_of(e: &Error) -> Code {
     match e {
+        _ if e.is(&crate::hcloud::ApiCode::Protected) => Code::Protected,
         Error::ActionFailed { .. } => Code::ActionFailed,
         Error::ActionTimeout { .. } | Error::Deadline { .. } => Code::Timeout,
         Error::Config(_) => Code::InvalidArgument,

@@ -47,6 +47,8 @@ pub struct Options {
     pub block_devices: Option<PathBuf>,
     /// Only volumes attached to these servers become loop devices (empty: all).
     pub block_device_servers: Vec<String>,
+    /// Tests place events at an exact moment of a client's run: see [`Sim::hold`].
+    pub hold_dir: Option<PathBuf>,
 }
 
 /// A running simulator's shared state.
@@ -173,6 +175,7 @@ impl Sim {
             .iter()
             .find(|h| h.field.equiv("Authorization"))
             .map(|h| h.value.as_str().to_string());
+        self.hold(&method, path);
         let answer = if read_ok {
             self.answer(&method, path, raw_query, &body, auth.as_deref())
         } else {
@@ -214,6 +217,26 @@ impl Sim {
         }
         // The client may have gone (a stalled answer); nothing to do then.
         let _ = req.respond(response);
+    }
+
+    /// With `--hold-dir DIR`: the first request for which DIR has a file
+    /// named after it (`POST _v1_volumes_7_actions_detach`: the method, a
+    /// space, the path with `/` as `_`) takes that file (renamed to
+    /// `<name>.held`) and waits, before it is processed, until `<name>.held`
+    /// is removed. A test thereby changes the world at an exact moment of a
+    /// client's run, with requests of its own to the same path.
+    fn hold(&self, method: &str, path: &str) {
+        let Some(dir) = &self.opts.hold_dir else {
+            return;
+        };
+        let name = format!("{method} {}", path.replace('/', "_"));
+        let held = dir.join(format!("{name}.held"));
+        if std::fs::rename(dir.join(&name), &held).is_err() {
+            return;
+        }
+        while held.exists() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn log(&self, method: &str, path: &str, query: &str, answer: &Answer, took: Duration) {

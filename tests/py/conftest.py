@@ -5,6 +5,7 @@ import os
 import pathlib
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -19,10 +20,13 @@ class Sim:
     """A running simulator: its endpoint and its request log."""
 
     def __init__(self, tmp, *extra, seed=SEED, action_ms=20):
-        self.request_log = tmp / f"requests-{next(_counter)}.jsonl"
+        n = next(_counter)
+        self.request_log = tmp / f"requests-{n}.jsonl"
+        self.holds = tmp / f"holds-{n}"
+        self.holds.mkdir()
         cmd = [str(BIN / "hcloud-sim"), "--listen", "127.0.0.1:0", "--token", TOKEN,
                "--seed", str(seed), "--action-ms", str(action_ms),
-               "--request-log", str(self.request_log), *extra]
+               "--request-log", str(self.request_log), "--hold-dir", str(self.holds), *extra]
         responses = os.environ.get("KBV3_RESPONSE_LOG_DIR")
         if responses:
             cmd += ["--response-log", os.path.join(responses, f"py-{os.getpid()}-{next(_counter)}.jsonl")]
@@ -38,6 +42,30 @@ class Sim:
 
     def mutating(self):
         return [r for r in self.requests() if r["method"] != "GET"]
+
+    def _gate(self, method, path):
+        return self.holds / f"{method} {path.replace('/', '_')}"
+
+    def hold(self, method, path):
+        """The simulator will hold the next `method path` request (e.g. `POST
+        /v1/volumes/7/actions/detach`) before processing it, until `release`;
+        the test's own requests to that path meanwhile go through."""
+        self._gate(method, path).touch()
+
+    def wait_held(self, method, path, proc=None, limit=120):
+        """Waits until the simulator holds that request; `proc` must not end first."""
+        held = self._gate(method, path).with_name(self._gate(method, path).name + ".held")
+        deadline = time.monotonic() + limit
+        while not held.exists():
+            assert proc is None or proc.poll() is None, f"the run ended before it sent {method} {path}"
+            assert time.monotonic() < deadline, f"{method} {path} was not sent within {limit}s"
+            time.sleep(0.02)  # polling an observed condition
+
+    def release(self, method, path):
+        """Lets a held request go on (and drops a hold no request took)."""
+        gate = self._gate(method, path)
+        gate.unlink(missing_ok=True)
+        gate.with_name(gate.name + ".held").unlink(missing_ok=True)
 
     def stop(self):
         if self.proc.poll() is None:

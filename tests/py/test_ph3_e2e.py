@@ -99,18 +99,18 @@ def test_interrupted_runs_converge(slow_fleet):
     planned_deletes = {v["id"] for v in fleet.diff()["volumes_to_delete"]}
     requests = lambda: fleet.sim.requests()
     posts = lambda since, action: [r for r in requests()[since:] if r["method"] == "POST" and r["route"] == action]
-    # The API stage runs the detaches, then the creates, then the deletes; then the mounts.
+    # The API stage runs the detaches, then the deletes, then the creates; then the mounts.
     stages = [
         ("the first detach", lambda since: len(posts(since, "/volumes/{id}/actions/detach")) >= 1),
-        ("half of the creates", lambda since: len(posts(since, "/volumes")) >= 24),
         ("the first legacy delete", lambda since: any(r["method"] == "DELETE" for r in requests()[since:])),
+        ("half of the creates", lambda since: len(posts(since, "/volumes")) >= 24),
         ("the first mount", lambda since: fleet.fstab_lines() != []),
     ]
     for i, (what, condition) in enumerate(stages):
         command = fleet.command("ph3-02.yml", "-e", f"kbv3_confirm_destroy={fleet.code()}")
         since = len(requests())
         kill_when(start_killable(command, fleet.env()), lambda: condition(since), what)
-        if i == 1:
+        if i == 2:
             # Refresh the diff mid-way: target volumes that exist now count as ok.
             assert fleet.playbook("ph3-01.yml").returncode == 0
             assert fleet.diff()["totals"]["ok"] >= 1
@@ -125,6 +125,13 @@ def test_interrupted_runs_converge(slow_fleet):
         source = subprocess.run(["findmnt", "-n", "-o", "UUID", target], capture_output=True, text=True).stdout.strip()
         assert uuid == f"UUID={source}", "every mount is the filesystem first made for it"
     assert len(fleet.fstab_lines()) == 7
+    # The record: every deletion of the killed runs and the final one, each exactly once.
+    runs = json.loads((fleet.fleet / "ph3_02_report.json").read_text())
+    recorded = [v["id"] for run in runs for h in run["hosts"].values() for v in h["deleted"]]
+    assert sorted(recorded) == sorted(planned_deletes), "each deleted volume is recorded once"
+    # The last kill came after the API stage ended (at the first mount).
+    assert [r["finished_at"] is None for r in runs] == [True, True, True, False, False], "three runs killed in the API stage"
+    assert not any(h["unknown"] for run in runs for h in run["hosts"].values()), "every killed request was resolved"
 
 
 def test_a_volume_changed_since_the_diff_is_left_alone(api_fleet):

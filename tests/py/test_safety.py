@@ -297,9 +297,11 @@ def test_a_rename_during_the_detach_stops_the_delete(start_sim, tmp_path):
     assert control_result["deleted"], "positive control: with slow actions a deletion still happens"
     assert victim_result["failed"] and victim_result["failure"]["code"] == "stale_plan", victim_result
     assert "name vol-haproxy-02 expected, found vol-haproxy-02-renamed" in victim_result["msg"]
-    assert victim_result["msg"].endswith(f"Done before the failure: detach vol-haproxy-02 ({victim.id}) from haproxy-02. Rerun the task to finish")
+    # A refusal no rerun fixes puts the volume back where this run took it from.
+    assert "This run put it back on haproxy-02 as it was, and deleted nothing" in victim_result["msg"], victim_result["msg"]
     assert [r["path"] for r in sim.requests() if r["method"] == "DELETE"] == [f"/v1/volumes/{control.id}"]
-    assert c.volumes.get_by_id(victim.id).name == "vol-haproxy-02-renamed"
+    renamed = c.volumes.get_by_id(victim.id)
+    assert (renamed.name, renamed.server.id) == ("vol-haproxy-02-renamed", victim.server.id)
 
 
 def test_the_inventory_refuses_a_diff_for_another_fleet(fleet_dir, sim):
