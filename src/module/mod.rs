@@ -131,10 +131,9 @@ fn finish(
         .filter_map(|v| Some((v.server?, v.server_name.clone()?)))
         .collect();
     let server_name = |id: i64| {
-        known
-            .iter()
-            .find(|(k, _)| *k == id)
-            .map_or_else(|| format!("server {id}"), |(_, n)| n.clone())
+        let name = known.iter().find(|(k, _)| *k == id).map(|(_, n)| n.clone());
+        name.or_else(|| client.get_server(id).ok().flatten().map(|s| s.name))
+            .unwrap_or_else(|| format!("server {id}"))
     };
     let ctx = apply::Ctx {
         client,

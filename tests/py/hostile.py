@@ -24,6 +24,25 @@ def _behaviours(auth):
     }
 
 
+_LOCATION = {"id": 1, "name": "nbg1", "description": "Nuremberg DC Park 1", "country": "DE", "city": "Nuremberg",
+             "latitude": 49.45, "longitude": 11.07, "network_zone": "eu-central"}
+_PAGE = {"pagination": {"page": 1, "per_page": 50, "previous_page": None, "next_page": None, "last_page": 1,
+                        "total_entries": 1}}
+
+
+def _token_data(path, token):
+    """A project whose data carries pieces of the token: a volume's name, a
+    label, its device, and a server's name."""
+    if "/servers" in path:
+        return json.dumps({"servers": [{"id": 1, "name": "web-01", "status": "running", "location": _LOCATION,
+                                        "labels": {"note": token[2:14]}}], "meta": _PAGE})
+    volume = {"id": 5, "name": "vol-" + token[:12], "server": 1, "size": 10, "location": _LOCATION,
+              "created": "2026-01-01T00:00:00Z", "linux_device": "/dev/disk/by-id/" + token[-10:],
+              "protection": {"delete": False}, "labels": {"echo": token, token[3:13]: "x"}, "status": "available",
+              "format": "ext4"}
+    return json.dumps({"volumes": [volume], "meta": _PAGE})
+
+
 class Hostile:
     """A running hostile server; `url(mode)` is an endpoint for one behaviour."""
 
@@ -41,7 +60,18 @@ class Hostile:
                 if mode == "stall":
                     time.sleep(stall_seconds)
                     return
-                status, ctype, body = _behaviours(self.headers.get("Authorization", ""))[mode]
+                auth = self.headers.get("Authorization", "")
+                if mode == "redirect":
+                    # A Location padded so that a cut at 120 characters falls inside the token.
+                    self.send_response(302)
+                    self.send_header("Location", "https://elsewhere.example/" + "p" * 100 + auth.removeprefix("Bearer "))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if mode == "tokendata":
+                    status, ctype, body = 200, "application/json", _token_data(self.path, auth.removeprefix("Bearer "))
+                else:
+                    status, ctype, body = _behaviours(auth)[mode]
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)

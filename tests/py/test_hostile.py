@@ -135,3 +135,57 @@ def test_extreme_numbers_are_refused_with_the_value_given(tmp_path):
         r = module({"name": "v", "api_endpoint": "http://127.0.0.1:1/v1", **extra}, tmp_path)
         assert r["failed"] and r["failure"]["code"] == "invalid_argument", (extra, r)
         assert r["msg"].startswith(message), (extra, r["msg"])
+
+
+def pieces(secret, width=8):
+    """Every piece of `secret` of `width` characters."""
+    return {secret[i:i + width] for i in range(len(secret) - width + 1)}
+
+
+def shows_a_piece(text, secret=SECRET):
+    return sorted(p for p in pieces(secret) if p in text)
+
+
+def test_the_token_inside_api_data_never_shows_not_even_a_piece(hostile, tmp_path):
+    # Names, labels and devices that carry pieces of the token: the fleet module's result.
+    args = {"volumes": [{"host": "web-01", "name": "kbv3-web-01-data", "size": 10, "server": "web-01"}],
+            "deletions": [{"host": "web-01", "id": 5, "expect": {"id": 5, "name": "vol-old", "server": "web-01"}}],
+            "api_endpoint": hostile.url("tokendata"), "api_token": SECRET, "wait_timeout": 30,
+            "_ansible_check_mode": True}
+    proc = run_module(args, tmp_path, env={"HCLOUD_TOKEN": "", **FAST}, module="kbv3_volumes")
+    assert hostile.requests, "the endpoint served its data"
+    result = json.loads(proc.stdout)
+    assert "web-01" in result["hosts"] and result["hosts"]["web-01"]["stale"], result
+    assert "name vol-old expected, found vol-***" in proc.stdout, "the stale message names the volume, masked"
+    assert shows_a_piece(proc.stdout + proc.stderr) == []
+    # The PH3-01 snapshot, printed and written.
+    snap = tmp_path / "snap.json"
+    proc = run([str(INVENTORY), "existing", "--json", "--output", str(snap)],
+               env={"HCLOUD_TOKEN": SECRET, "HCLOUD_ENDPOINT": hostile.url("tokendata"), **FAST})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(snap.read_text())["volumes"][0]["id"] == 5, "positive control: the snapshot holds the volume"
+    assert shows_a_piece(proc.stdout + proc.stderr + snap.read_text()) == []
+
+
+def test_a_padded_redirect_shows_no_piece_of_the_token(hostile, tmp_path):
+    r = module({"id": 7, "state": "absent", "api_endpoint": hostile.url("redirect"), "wait_timeout": 30}, tmp_path)
+    assert r["failed"] and "a redirect to https://elsewhere.example/ppp" in r["msg"], r["msg"]
+    assert shows_a_piece(json.dumps(r)) == []
+
+
+def test_a_device_where_the_diff_should_be_is_refused_at_once(sim, tmp_path):
+    base = {"api_token": sim.token, "api_endpoint": sim.endpoint, "confirm": "0123456789ab",
+            "deletions": [{"host": "minio-01", "id": 104011392}]}
+    proc = run_module({**base, "diff_file": "/dev/zero"}, tmp_path, module="kbv3_volumes")
+    r = json.loads(proc.stdout)
+    assert r["failed"] and r["failure"]["code"] == "invalid_argument", r
+    assert "/dev/zero" in r["msg"] and "not a regular file (a character device)" in r["msg"], r["msg"]
+    assert sim.requests() == []
+    # The inventory refuses it the same way.
+    listed = run([str(INVENTORY), "--list"], env={"KBV3_DIFF_FILE": "/dev/zero"})
+    assert listed.returncode == 1 and "not a regular file (a character device)" in listed.stderr, listed.stderr
+    # Positive control: a regular file is read (and refused for what it says, not for what it is).
+    junk = tmp_path / "diff.json"
+    junk.write_text("{}")
+    r = json.loads(run_module({**base, "diff_file": str(junk)}, tmp_path, module="kbv3_volumes").stdout)
+    assert r["failed"] and "not a valid PH3-01 diff" in r["msg"], r["msg"]

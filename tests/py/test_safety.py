@@ -6,6 +6,7 @@ that refuses everything cannot pass.
 
 Most tests use a fleet of a few servers of the seed: the seed's other
 servers are then servers outside the fleet, whose volumes must survive."""
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -207,15 +208,18 @@ def test_a_target_named_volume_is_fixed_never_deleted(small):
     assert leftover.id not in deleted_ids(fleet.sim)
 
 
-def test_a_run_killed_between_detach_and_delete_finishes_without_a_refresh(small):
+def test_a_detach_that_kbv3_did_not_make_is_not_taken_for_its_own(small):
     fleet = small
     d = ph301(fleet)
-    # What a run killed after its detach leaves: the legacy volume detached, not deleted.
-    c = client(fleet)
-    c.volumes.get_by_name("vol-analytics-01").detach().wait_until_finished()
+    ids = {v["name"]: v["id"] for v in d["volumes_to_delete"]}
+    # Someone detaches a legacy volume by hand after the review: kbv3 has no record of that.
+    client(fleet).volumes.get_by_name("vol-analytics-01").detach().wait_until_finished()
     result = fleet.playbook("ph3-02.yml", "-e", f"kbv3_confirm_destroy={fleet.code()}")
-    assert result.returncode == 0, result.stdout[-4000:]
-    assert deleted_ids(fleet.sim) == {v["id"] for v in d["volumes_to_delete"]}
+    assert result.returncode != 0
+    assert "detached from analytics-01 since the review, and not by kbv3" in result.stdout
+    assert "stale (left alone): 1 (vol-analytics-01)" in summary(result.stdout)
+    # Positive control: the rest of the diff was deleted.
+    assert deleted_ids(fleet.sim) == {i for n, i in ids.items() if n != "vol-analytics-01"}
 
 
 def test_the_summary_counts_deletions_of_hosts_that_failed_later(small):
@@ -302,6 +306,33 @@ def test_a_rename_during_the_detach_stops_the_delete(start_sim, tmp_path):
     assert [r["path"] for r in sim.requests() if r["method"] == "DELETE"] == [f"/v1/volumes/{control.id}"]
     renamed = c.volumes.get_by_id(victim.id)
     assert (renamed.name, renamed.server.id) == ("vol-haproxy-02-renamed", victim.server.id)
+
+
+def test_a_volume_moved_before_the_single_modules_detach_is_put_back(sim, tmp_path):
+    c = Client(token=sim.token, api_endpoint=sim.endpoint)
+    victim = c.volumes.get_by_name("vol-haproxy-02")
+    expect = {"id": victim.id, "name": victim.name, "size": victim.size, "location": "nbg1", "server": "haproxy-02"}
+    detach = f"/v1/volumes/{victim.id}/actions/detach"
+    sim.hold("POST", detach)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        task = {"kbv3_volume": {"id": victim.id, "state": "absent", "expect": expect}, "ignore_errors": True}
+        running = pool.submit(play, sim, [task], tmp_path)
+        sim.wait_held("POST", detach)
+        # Between the module's read and its detach, someone moves the volume to haproxy-01.
+        v = c.volumes.get_by_id(victim.id)
+        v.detach().wait_until_finished()
+        v.attach(c.servers.get_by_name("haproxy-01")).wait_until_finished()
+        sim.release("POST", detach)
+        (r,) = running.result(timeout=300).tasks
+    assert r["failed"] and r["failure"]["code"] == "stale_plan", r
+    assert "it was moved to haproxy-01 during the run" in r["msg"] and "put it back on haproxy-01" in r["msg"], r["msg"]
+    assert c.volumes.get_by_id(victim.id).server.name == "haproxy-01", "it ends where it was moved"
+    assert [x for x in sim.requests() if x["method"] == "DELETE"] == []
+    # Positive control: the same task on an unmoved volume deletes it.
+    control = c.volumes.get_by_name("vol-haproxy-01")
+    expect = {"id": control.id, "name": control.name, "size": control.size, "location": "nbg1", "server": "haproxy-01"}
+    (r,) = play(sim, [{"kbv3_volume": {"id": control.id, "state": "absent", "expect": expect}}], tmp_path).tasks
+    assert r["deleted"] and [x["path"] for x in sim.requests() if x["method"] == "DELETE"] == [f"/v1/volumes/{control.id}"]
 
 
 def test_the_inventory_refuses_a_diff_for_another_fleet(fleet_dir, sim):

@@ -17,7 +17,7 @@ import pytest
 from hcloud.locations import Location
 
 from conftest import ROOT, SEED, VENV_BIN, Sim, run
-from fleetlib import Fleet, mutating, summary
+from fleetlib import Fleet, kill_tree, mutating, start_killable, summary
 from test_safety import SMALL, client, deleted_ids, names, ph301
 
 
@@ -269,3 +269,40 @@ def test_a_diff_made_for_other_servers_changes_nothing(small, tmp_path):
     done = fleet.playbook("ph3-02.yml", "--limit", "analytics-01", *confirmed(fleet))
     assert done.returncode == 0, done.stdout[-3000:]
     assert len(deleted_ids(fleet.sim)) == 1
+
+
+def test_killed_runs_are_finished_by_a_plain_rerun_and_recorded_once(small):
+    fleet, sim = small, small.sim
+    ids = {v["name"]: v["id"] for v in ph301(fleet)["volumes_to_delete"]}
+    c = client(fleet)
+    # Run 1 is killed between its detach of vol-analytics-01 and its DELETE:
+    # held at the re-read that comes between them.
+    detach = f"/v1/volumes/{ids['vol-analytics-01']}/actions/detach"
+    sim.hold("POST", detach)
+    one = start_killable(fleet.command("ph3-02.yml", "--limit", "analytics-01", *confirmed(fleet)), fleet.env())
+    sim.wait_held("POST", detach, one)
+    sim.hold("GET", "/v1/volumes")
+    sim.release("POST", detach)
+    sim.wait_held("GET", "/v1/volumes", one)
+    kill_tree(one)
+    sim.release("GET", "/v1/volumes")
+    assert c.volumes.get_by_id(ids["vol-analytics-01"]).server is None, "left detached by the killed run"
+    # Run 2 is killed after its DELETE of vol-crm-01 reached the API, before the answer.
+    delete = f"/v1/volumes/{ids['vol-crm-01']}"
+    sim.hold("DELETE", delete)
+    two = start_killable(fleet.command("ph3-02.yml", "--limit", "crm-01", *confirmed(fleet)), fleet.env())
+    sim.wait_held("DELETE", delete, two)
+    kill_tree(two)
+    sim.release("DELETE", delete)
+    # A plain rerun (same code, no refresh) finishes both.
+    rerun = fleet.playbook("ph3-02.yml", "--limit", "analytics-01:crm-01", *confirmed(fleet))
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert deleted_ids(sim) == {ids["vol-analytics-01"], ids["vol-crm-01"]}
+    assert "this run read the API and recorded what became of them" in rerun.stdout + rerun.stderr
+    runs = report(fleet)
+    assert [r["finished_at"] is None for r in runs] == [True, True, False], "the killed runs are recorded as such"
+    deleted = {v["id"]: (r["run"], v.get("resolved_by")) for r in runs for h in r["hosts"].values() for v in h["deleted"]}
+    assert sorted(deleted) == sorted([ids["vol-analytics-01"], ids["vol-crm-01"]]), "each deletion recorded once"
+    assert deleted[ids["vol-crm-01"]] == (runs[1]["run"], runs[2]["run"]), "by the killed run, found out by the rerun"
+    assert deleted[ids["vol-analytics-01"]] == (runs[2]["run"], None), "by the rerun, after the killed run's detach"
+    assert not any(h["unknown"] for r in runs for h in r["hosts"].values())

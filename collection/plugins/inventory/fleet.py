@@ -45,6 +45,14 @@ options:
       - Relative to the folder of this configuration file.
     type: path
     default: servers
+  state_dir:
+    description:
+      - The state directory - PH3-01's plan, snapshot and diff, PH3-02's journal,
+        host locks and report - when it is not O(fleet_dir). Put it on storage
+        that outlives a checkout (AWX re-syncs the project for every job).
+        Relative to the folder of this configuration file. The playbooks read it
+        as C(kbv3_state_dir).
+    type: path
   servers_file:
     description:
       - The fleet's source of truth (HOSTNAME, IP_PRIVEE, ROLE_V3, tab-separated),
@@ -97,7 +105,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible_collections.kbv3.hcloud.plugins.plugin_utils.platforms import UnsupportedPlatform, binary
 
 # The fleet files' options and the variables that point kbv3_inventory at them.
-_FILES = (("fleet_dir", "KBV3_FLEET_DIR"), ("servers_file", "KBV3_SERVERS_FILE"),
+_FILES = (("fleet_dir", "KBV3_FLEET_DIR"), ("state_dir", "KBV3_STATE_DIR"), ("servers_file", "KBV3_SERVERS_FILE"),
           ("rules_file", "KBV3_RULES_FILE"), ("diff_file", "KBV3_DIFF_FILE"))
 
 
