@@ -77,7 +77,10 @@ enum Body {
     Html(&'static str),
 }
 
-const WORKERS: usize = 16;
+/// Threads that take requests off the listener; each request is then
+/// handled on a thread of its own, so a held or stalled answer never keeps
+/// another request waiting, however many connections are open.
+const RECEIVERS: usize = 4;
 
 /// Starts the simulator, prints its endpoint URL as the first line on
 /// stdout, and serves until SIGTERM or SIGINT. Then saves the state (with
@@ -131,13 +134,14 @@ pub fn run(opts: Options) -> Result<()> {
         .to_ip()
         .context("the listener has no IP address")?;
     let http = Arc::new(http);
-    let workers: Vec<_> = (0..WORKERS)
+    let workers: Vec<_> = (0..RECEIVERS)
         .map(|_| {
             let (http, sim, stop) = (Arc::clone(&http), Arc::clone(&sim), Arc::clone(&stop));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok(Some(req)) = http.recv_timeout(Duration::from_millis(100)) {
-                        sim.handle(req);
+                        let sim = Arc::clone(&sim);
+                        std::thread::spawn(move || sim.handle(req));
                     }
                 }
             })

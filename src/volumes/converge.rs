@@ -443,17 +443,27 @@ fn wait_all(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome
         let earlier = o.done[..o.done.len().saturating_sub(1)].to_vec();
         let volume = name(e, o);
         let c = ctx(run, e, &volume, &server_name);
+        let mut skipped: Vec<String> = Vec::new();
         let error = match &waited {
             Ok(w) => {
                 let _ = journal_finished(&c, &pending, &w.finished);
                 let mine: HashSet<i64> = pending.iter().map(|p| p.action.id).collect();
-                pending
-                    .iter()
-                    .find_map(|p| {
-                        w.finished
+                let failed = pending.iter().position(|p| {
+                    w.finished
+                        .iter()
+                        .any(|a| a.id == p.action.id && a.status == "error")
+                });
+                // The actions after the first failed one depended on it.
+                skipped = failed
+                    .map(|i| {
+                        pending[i + 1..]
                             .iter()
-                            .find(|a| a.id == p.action.id && a.status == "error")
+                            .map(|p| p.action.command.clone())
+                            .collect()
                     })
+                    .unwrap_or_default();
+                failed
+                    .and_then(|i| w.finished.iter().find(|a| a.id == pending[i].action.id))
                     .map(|a| run.client.action_error(a))
                     .or_else(|| {
                         let running: Vec<i64> = w
@@ -471,7 +481,15 @@ fn wait_all(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome
             Err(err) => Some(err.clone()),
         };
         if let Some(err) = error {
-            o.fail(Failure::api(&last_step, err, &earlier));
+            let mut f = Failure::api(&last_step, err, &earlier);
+            if !skipped.is_empty() {
+                f.msg = format!(
+                    "{}; what depended on it did not run ({})",
+                    f.msg,
+                    skipped.join(", ")
+                );
+            }
+            o.fail(f);
         }
     }
 }

@@ -143,6 +143,13 @@ fn execute(
     result["changed"] = changed.into();
     result["msg"] = summary(&result["totals"], settings.check_mode).into();
     let mut warnings = inv.warnings.clone();
+    // Recoveries (an adopted create, a volume already gone) show on the task.
+    warnings.extend(
+        entries
+            .iter()
+            .zip(&outcomes)
+            .flat_map(|(e, o)| o.warnings.iter().map(move |w| format!("{}: {w}", e.host))),
+    );
     if let Some(hosts) = result["totals"]["failed_hosts"]
         .as_array()
         .filter(|h| !h.is_empty())

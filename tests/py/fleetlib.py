@@ -25,9 +25,10 @@ def confirmation_code(diff_file):
 class Fleet:
     """A simulator, a private fleet folder, a mount root and an inventory overlay."""
 
-    def __init__(self, tmp_path, block_devices, hosts=None, action_ms=20):
+    def __init__(self, tmp_path, block_devices, hosts=None, action_ms=20, sim_args=()):
         """`hosts`: only these servers of the seed make the fleet; the others
-        are servers outside the fleet."""
+        are servers outside the fleet. `sim_args`: more simulator options
+        (faults)."""
         self.tmp = tmp_path
         self.fleet = tmp_path / "fleet"
         self.fleet.mkdir()
@@ -48,7 +49,7 @@ class Fleet:
         extra = []
         if block_devices:
             extra = ["--block-devices", str(tmp_path / "bd"), "--block-device-servers", ",".join(REAL_HOSTS)]
-        self.sim = Sim(tmp_path, *extra, action_ms=action_ms)
+        self.sim = Sim(tmp_path, *extra, *sim_args, action_ms=action_ms)
         hosts = [line.split("\t")[0] for line in (self.fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
         overlay = {"all": {"hosts": {h: {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
                                          "kbv3_host_side": block_devices and h in REAL_HOSTS,

@@ -196,3 +196,18 @@ def test_a_generated_fleet_of_1000_servers_converges_within_four_requests_per_ho
         assert len(sim.requests()) - start <= 0.2 * 1000
     finally:
         sim.stop()
+
+
+def test_a_failed_create_is_reported_as_the_create(start_sim, tmp_path):
+    # Every action fails: the create's, and the attach that depended on it.
+    sim = start_sim("--faults", "action_error=1")
+    args = {"volumes": [{"host": "crm-01", "name": "kbv3-crm-01-data", "size": 20, "server": "crm-01"}]}
+    rc, r = volumes(sim, tmp_path, args)
+    failure = r["hosts"]["crm-01"]["failure"]
+    assert failure["code"] == "action_failed" and failure["step"] == "create kbv3-crm-01-data (20 GB) in nbg1, attached to crm-01"
+    log = sim.requests()
+    assert failure["action_id"] is not None
+    msg = r["hosts"]["crm-01"]["msg"]
+    assert msg.startswith("create kbv3-crm-01-data (20 GB) in nbg1, attached to crm-01 failed: action create_volume"), msg
+    assert "what depended on it did not run (attach_volume)" in msg, msg
+    assert [x for x in log if x["method"] == "POST"], "the create was sent (the fault is the action's)"
