@@ -250,6 +250,62 @@ fn undo_refused_delete(
     }
 }
 
+/// What a request started: its actions, and a created volume's id.
+struct Started {
+    actions: Vec<Action>,
+    created: Option<i64>,
+}
+
+impl From<Action> for Started {
+    fn from(a: Action) -> Self {
+        Started {
+            actions: vec![a],
+            created: None,
+        }
+    }
+}
+
+/// Journals the intent, sends the request, journals its outcome; the
+/// request answers `None` when it only met "already done".
+fn journaled(
+    ctx: &Ctx,
+    op: Op,
+    id: Option<i64>,
+    size: Option<u32>,
+    server: Option<&ServerRef>,
+    request: impl FnOnce() -> Result<Option<Started>, Error>,
+) -> Result<Vec<Pending>, Error> {
+    let seq = ctx.intent(op, id, size, server, false)?;
+    match request() {
+        Ok(Some(started)) => {
+            let first = started.actions.first();
+            let fate = if first.is_some() {
+                Fate::Accepted
+            } else {
+                Fate::Done
+            };
+            ctx.outcome(seq, fate, first, started.created, None)?;
+            Ok(started
+                .actions
+                .into_iter()
+                .enumerate()
+                .map(|(i, action)| Pending {
+                    action,
+                    seq: seq.filter(|_| i == 0),
+                })
+                .collect())
+        }
+        Ok(None) => {
+            ctx.outcome(seq, Fate::AlreadyDone, None, None, None)?;
+            Ok(Vec::new())
+        }
+        Err(e) => {
+            let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+            Err(e)
+        }
+    }
+}
+
 /// Sends one step's request; returns the actions it started.
 fn run_step(
     ctx: &Ctx,
@@ -260,106 +316,77 @@ fn run_step(
     let vid = applied.id.unwrap_or_default();
     let done = applied.done.clone();
     let failed = |e: Error| Failure::api(&planned.text, e, &done);
-    // Journals the intent, sends, journals the outcome; `Ok(None)` for a
-    // request that only met "already done".
-    let send = |op: Op,
-                size: Option<u32>,
-                server: Option<&ServerRef>,
-                request: &dyn Fn() -> Result<Option<Vec<Action>>, Error>|
-     -> Result<Vec<Pending>, Box<Failure>> {
-        let id = (op != Op::Create).then_some(vid);
-        let seq = ctx.intent(op, id, size, server, false).map_err(failed)?;
-        match request() {
-            Ok(Some(actions)) => {
-                let fate = if actions.is_empty() {
-                    Fate::Done
-                } else {
-                    Fate::Accepted
-                };
-                ctx.outcome(seq, fate, actions.first(), None, None)
-                    .map_err(failed)?;
-                Ok(actions
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, action)| Pending {
-                        action,
-                        seq: seq.filter(|_| i == 0),
-                    })
-                    .collect())
-            }
-            Ok(None) => {
-                ctx.outcome(seq, Fate::AlreadyDone, None, None, None)
-                    .map_err(failed)?;
-                Ok(Vec::new())
-            }
-            Err(e) => {
-                let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
-                Err(failed(e))
-            }
-        }
+    type Request<'r> = Box<dyn FnOnce() -> Result<Option<Started>, Error> + 'r>;
+    let on_volume = |op: Op, size: Option<u32>, server: Option<&ServerRef>, request: Request| {
+        journaled(ctx, op, Some(vid), size, server, request).map_err(failed)
     };
     match &planned.step {
         Step::Create { request } => {
-            let seq = ctx
-                .intent(Op::Create, None, Some(request.size), None, false)
-                .map_err(failed)?;
-            let created = match client.create_volume(request) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
-                    return Err(failed(e));
+            let mut created = None;
+            let pending = journaled(ctx, Op::Create, None, Some(request.size), None, || {
+                let c = client.create_volume(request)?;
+                let started = Started {
+                    actions: c.actions.clone(),
+                    created: Some(c.volume.id),
+                };
+                created = Some(c);
+                Ok(Some(started))
+            })
+            .map_err(failed)?;
+            if let Some(c) = created {
+                applied.id = Some(c.volume.id);
+                if c.adopted {
+                    applied.warnings.push(format!(
+                        "the answer to creating {} was lost; the retry found the volume it had created ({}) and adopted it",
+                        request.name, c.volume.id
+                    ));
                 }
-            };
-            applied.id = Some(created.volume.id);
-            if created.adopted {
-                applied.warnings.push(format!(
-                    "the answer to creating {} was lost; the retry found the volume it had created ({}) and adopted it",
-                    request.name, created.volume.id
-                ));
             }
-            let first = created.actions.first();
-            let fate = if first.is_some() {
-                Fate::Accepted
-            } else {
-                Fate::Done
-            };
-            ctx.outcome(seq, fate, first, Some(created.volume.id), None)
-                .map_err(failed)?;
-            Ok(created
-                .actions
-                .into_iter()
-                .enumerate()
-                .map(|(i, action)| Pending {
-                    action,
-                    seq: seq.filter(|_| i == 0),
-                })
-                .collect())
+            Ok(pending)
         }
-        Step::Update { name, labels } => send(Op::Update, None, None, &|| {
-            client
-                .update_volume(vid, name.as_deref(), labels.as_ref())
-                .map(|_| Some(Vec::new()))
-        }),
-        Step::Resize { size } => send(Op::Resize, Some(*size), None, &|| {
-            client.resize_volume(vid, *size).map(|a| Some(vec![a]))
-        }),
-        Step::Protect { delete } => send(Op::Protect, None, None, &|| {
-            client
-                .change_volume_protection(vid, *delete)
-                .map(|a| Some(vec![a]))
-        }),
+        Step::Update { name, labels } => on_volume(
+            Op::Update,
+            None,
+            None,
+            Box::new(|| {
+                client
+                    .update_volume(vid, name.as_deref(), labels.as_ref())
+                    .map(|_| {
+                        Some(Started {
+                            actions: Vec::new(),
+                            created: None,
+                        })
+                    })
+            }),
+        ),
+        Step::Resize { size } => on_volume(
+            Op::Resize,
+            Some(*size),
+            None,
+            Box::new(|| client.resize_volume(vid, *size).map(|a| Some(a.into()))),
+        ),
+        Step::Protect { delete } => on_volume(
+            Op::Protect,
+            None,
+            None,
+            Box::new(|| {
+                client
+                    .change_volume_protection(vid, *delete)
+                    .map(|a| Some(a.into()))
+            }),
+        ),
         Step::Detach { from } => {
-            let pending = send(
+            let pending = on_volume(
                 Op::Detach,
                 None,
                 Some(from),
-                &|| match client.detach_volume(vid) {
-                    Ok(a) => Ok(Some(vec![a])),
+                Box::new(|| match client.detach_volume(vid) {
+                    Ok(a) => Ok(Some(a.into())),
                     Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
                         Ok(None)
                     }
                     Err(e) => Err(e),
-                },
+                }),
             )?;
             let touched = pending.first().and_then(|p| touched_server(&p.action));
             match touched {
@@ -372,18 +399,23 @@ fn run_step(
                 }
             }
         }
-        Step::Attach { to, automount } => send(Op::Attach, None, Some(to), &|| match client
-            .attach_volume(vid, to.id, Some(*automount))
-        {
-            Ok(a) => Ok(Some(vec![a])),
-            Err(e)
-                if e.is(&ApiCode::VolumeAlreadyAttached)
-                    && attached(client, vid)? == Some(to.id) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }),
+        Step::Attach { to, automount } => on_volume(
+            Op::Attach,
+            None,
+            Some(to),
+            Box::new(
+                || match client.attach_volume(vid, to.id, Some(*automount)) {
+                    Ok(a) => Ok(Some(a.into())),
+                    Err(e)
+                        if e.is(&ApiCode::VolumeAlreadyAttached)
+                            && attached(client, vid)? == Some(to.id) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                },
+            ),
+        ),
         Step::Delete { recheck } => {
             // Time has passed since the plan was checked (a detach, an
             // unprotect): check it again, right before the delete.
