@@ -46,9 +46,9 @@ lint: setup
 demo: setup build
 	./scripts/demo.sh
 
-## bench: timings that stay out of `make test`
+## bench: timings that stay out of `make test` (one part: make bench ARGS="faults"; parts: inventory module faults journal fleet)
 bench: setup build
-	./scripts/bench.sh
+	./scripts/bench.sh $(ARGS)
 
 clean:
 	$(CARGO) clean

@@ -12,6 +12,12 @@
    a generated 1,000-server fleet. Wall time, the API stage's own time (its
    tasks, timed by scripts/bench/callback_plugins/kbv3_timer.py), requests per
    host, 429s, ratios.
+4. PH3-02 under API faults on a generated 200-server fleet (200 ms actions,
+   3,600 requests/hour, fixed fault seeds): 20 % transient faults with and
+   without stalled answers, and 10 % failed actions; plain reruns until the
+   run succeeds. Wall time and requests per host of each run, reruns needed,
+   and whether any server ever had a legacy volume and its new volume at once.
+5. PH3-02 on a generated 1,000-server fleet: what its journal holds.
 """
 import collections
 import hashlib
@@ -179,6 +185,78 @@ def print_table(rows):
                   f"one per second) the budget alone needs {max(r['requests'] - 3600, 0) / 60:.0f} minutes past the first 3,600")
 
 
+def two_on_one_server(sim, legacy):
+    """Servers that have a legacy volume of the diff and their new volume at once."""
+    from hcloud import Client
+    c = Client(token=TOKEN, api_endpoint=sim.endpoint)
+    on = collections.defaultdict(list)
+    for v in c.volumes.get_all():
+        if v.server is not None:
+            on[v.server.id].append(v)
+    names = {s.id: s.name for s in c.servers.get_all()}
+    return sorted(names[s] for s, vs in on.items()
+                  if any(v.id in legacy for v in vs) and any(v.name == f"kbv3-{names[s]}-data" for v in vs))
+
+
+def bench_faults(tmp, servers=200):
+    """PH3-02 under faults, plain reruns until it succeeds (at most 4 runs)."""
+    scenarios = [("20% transient", "429=0.05,409=0.05,502=0.05,504=0.05"),
+                 ("20% transient + 1% stalls", "429=0.05,409=0.05,502=0.05,504=0.04,stall=0.01"),
+                 ("10% failed actions", "action_error=0.1")]
+    print(f"{'servers':>7}  {'faults':27} {'seed':>4}  runs (rc, wall s, req/host)                      reruns  two on one server")
+    for name, faults in scenarios:
+        for seed in (1, 2):
+            fleet = fleet_files(tmp, servers)
+            sim = Sim(tmp, "--action-ms", "200", "--faults", faults, "--fault-seed", str(seed),
+                      seed=fleet / "hcloud-sim-seed.json")
+            e = env(sim, KBV3_FLEET_DIR=str(fleet))
+            hosts = [l.split("\t")[0] for l in (fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
+            overlay = pathlib.Path(tmp) / f"overlay-{time.monotonic_ns()}.json"
+            overlay.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False}
+                                                             for h in hosts}}}))
+            base = [str(VENV / "ansible-playbook"), "-i", str(ROOT / "inventory/kbv3_inventory"), "-i", str(overlay)]
+            timed(base + ["playbooks/ph3-01.yml"], env=e, cwd=ROOT)
+            diff = json.loads((fleet / "volume_diff_v3.json").read_text())
+            legacy = {v["id"] for v in diff["volumes_to_delete"]}
+            code = hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+            runs, both = [], set()
+            for _ in range(4):
+                before = len(sim.requests())
+                t0 = time.perf_counter()
+                proc = subprocess.run(base + ["playbooks/ph3-02.yml", "-e", f"kbv3_confirm_destroy={code}"], env=e, cwd=ROOT,
+                                      capture_output=True, text=True)
+                took = time.perf_counter() - t0
+                runs.append((proc.returncode, took, (len(sim.requests()) - before) / servers))
+                both |= set(two_on_one_server(sim, legacy))
+                if proc.returncode == 0:
+                    break
+            sim.stop()
+            shown = ", ".join(f"({rc}, {w:.0f}, {r:.2f})" for rc, w, r in runs)
+            print(f"{servers:>7}  {name:27} {seed:>4}  {shown:48} {len(runs) - 1:>6}  {sorted(both) or 'never'}")
+
+
+def bench_journal(tmp, servers=1000):
+    """What the journal of a confirmed 1,000-server run holds."""
+    fleet = fleet_files(tmp, servers)
+    sim = Sim(tmp, "--action-ms", "1000", seed=fleet / "hcloud-sim-seed.json")
+    e = env(sim, KBV3_FLEET_DIR=str(fleet))
+    hosts = [l.split("\t")[0] for l in (fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
+    overlay = pathlib.Path(tmp) / f"overlay-{time.monotonic_ns()}.json"
+    overlay.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False} for h in hosts}}}))
+    base = [str(VENV / "ansible-playbook"), "-i", str(ROOT / "inventory/kbv3_inventory"), "-i", str(overlay)]
+    timed(base + ["playbooks/ph3-01.yml"], env=e, cwd=ROOT)
+    code = hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+    timed(base + ["playbooks/ph3-02.yml", "-e", f"kbv3_confirm_destroy={code}"], env=e, cwd=ROOT)
+    journal = fleet / "ph3_02_journal.jsonl"
+    lines = journal.read_text().splitlines()
+    events = collections.Counter(json.loads(l)["event"] for l in lines)
+    t0 = time.perf_counter()
+    timed([str(ROOT / "inventory/kbv3_inventory"), "report", "--dir", str(fleet)])
+    print(f"journal, {servers} servers, one confirmed run: {len(lines)} lines ({journal.stat().st_size / 1e6:.2f} MB), "
+          f"{dict(events)}; rebuilding the report from it takes {time.perf_counter() - t0:.2f} s")
+    sim.stop()
+
+
 def bench_fleet_sizes():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -192,10 +270,18 @@ def bench_fleet_sizes():
 
 
 def main():
+    only = set(sys.argv[1:])  # e.g. `make bench ARGS=faults`; all parts by default
     with tempfile.TemporaryDirectory() as tmp:
-        bench_inventory(tmp)
-        bench_module(tmp)
-    bench_fleet_sizes()
+        if not only or "inventory" in only:
+            bench_inventory(tmp)
+        if not only or "module" in only:
+            bench_module(tmp)
+        if not only or "faults" in only:
+            bench_faults(tmp)
+        if not only or "journal" in only:
+            bench_journal(tmp)
+    if not only or "fleet" in only:
+        bench_fleet_sizes()
 
 
 if __name__ == "__main__":

@@ -383,7 +383,7 @@ fn run_step(
                 Box::new(|| match client.detach_volume(vid) {
                     Ok(a) => Ok(Some(a.into())),
                     Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
-                        Ok(None)
+                        Ok(own_lost_attempt(&e))
                     }
                     Err(e) => Err(e),
                 }),
@@ -410,7 +410,7 @@ fn run_step(
                         if e.is(&ApiCode::VolumeAlreadyAttached)
                             && attached(client, vid)? == Some(to.id) =>
                     {
-                        Ok(None)
+                        Ok(own_lost_attempt(&e))
                     }
                     Err(e) => Err(e),
                 },
@@ -432,12 +432,46 @@ fn run_step(
     }
 }
 
-/// Deletes volume `id`, journaled; a 404 is "already gone" (`Ok(false)`),
-/// never a deletion of this run.
-pub fn delete(ctx: &Ctx, id: i64) -> Result<bool, Error> {
+/// A refusal that says the work is done, met by a retry: when an earlier
+/// attempt of this request went out (its answer lost), that attempt did the
+/// work (`Some`: done, no action to wait for); on the first attempt it was
+/// done before (`None`: already done).
+fn own_lost_attempt(e: &Error) -> Option<Started> {
+    (e.attempts() > 1).then(|| Started {
+        actions: Vec::new(),
+        created: None,
+    })
+}
+
+/// What a DELETE did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// This request deleted the volume.
+    Now,
+    /// An earlier attempt of this request did: its answer was lost and the
+    /// retry found the volume gone.
+    AnswerLost,
+    /// The first attempt met a 404: the volume was gone before; never
+    /// counted as deleted by this run.
+    AlreadyGone,
+}
+
+/// Deletes volume `id`, journaled.
+pub fn delete(ctx: &Ctx, id: i64) -> Result<Deleted, Error> {
     let seq = ctx.intent(Op::Delete, Some(id), None, None, false)?;
     match ctx.client.delete_volume(id) {
-        Ok(()) => ctx.outcome(seq, Fate::Done, None, None, None).map(|_| true),
+        Ok(()) => ctx
+            .outcome(seq, Fate::Done, None, None, None)
+            .map(|_| Deleted::Now),
+        Err(e) if e.is_not_found() && e.attempts() > 1 => ctx
+            .outcome(
+                seq,
+                Fate::Done,
+                None,
+                None,
+                Some("the answer was lost; the retry found the volume gone".into()),
+            )
+            .map(|_| Deleted::AnswerLost),
         Err(e) if e.is_not_found() => ctx
             .outcome(
                 seq,
@@ -446,7 +480,7 @@ pub fn delete(ctx: &Ctx, id: i64) -> Result<bool, Error> {
                 None,
                 Some("already gone (404)".into()),
             )
-            .map(|_| false),
+            .map(|_| Deleted::AlreadyGone),
         Err(e) => {
             let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
             Err(e)

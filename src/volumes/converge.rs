@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::hcloud::types::Action;
 use crate::hcloud::{Client, Error, VolumeFilter};
-use crate::module::apply::{self, journal_finished, Applied, Ctx, Failure, Pending};
+use crate::module::apply::{self, journal_finished, Applied, Ctx, Deleted, Failure, Pending};
 use crate::module::failure::{Code, Refusal};
 use crate::module::observe;
 use crate::module::plan::{self, Plan, PlannedStep, ServerRef, Step, VolumeView};
@@ -326,12 +326,20 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
         let o = &mut outcomes[i];
         let step = o.delete.take().expect("a pending delete");
         match result {
-            Ok(true) => {
+            Ok(Deleted::Now) => {
                 o.deleted = true;
                 o.done.push(step.text);
             }
-            Ok(false) => o.warnings.push(format!(
-                "{}: the volume was already gone (the API answered 404); not counted as deleted by this run",
+            Ok(Deleted::AnswerLost) => {
+                o.deleted = true;
+                o.warnings.push(format!(
+                    "{}: the answer to the DELETE was lost; its retry found the volume gone, so this run deleted it",
+                    step.text
+                ));
+                o.done.push(step.text);
+            }
+            Ok(Deleted::AlreadyGone) => o.warnings.push(format!(
+                "{}: the volume was already gone (the API answered 404 at once); not counted as deleted by this run",
                 step.text
             )),
             Err((f, put_back)) => {
