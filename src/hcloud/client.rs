@@ -599,6 +599,8 @@ impl Client {
         let mut retries = 0u32;
         let mut brief_retries = 0u32;
         let mut limited = 0u32;
+        // An earlier attempt whose answer was lost may have taken effect.
+        let mut unsure = false;
         loop {
             attempts += 1;
             let SendError { error, wait_hint } =
@@ -623,6 +625,7 @@ impl Client {
                     Error::RetriesExhausted {
                         attempts,
                         last: Box::new(error),
+                        unsure,
                     }
                 } else {
                     error
@@ -654,6 +657,7 @@ impl Client {
                         .deadline_error(format!("retrying {request_line}"), Some(give_up(error))),
                 });
             }
+            unsure |= error.outcome_unknown();
             if !rate_limited || self.deadline.is_none() {
                 retries += 1;
             }

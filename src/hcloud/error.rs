@@ -109,9 +109,16 @@ pub enum Error {
     /// Actions were still running when the wait budget ran out.
     #[error("gave up waiting after {}s for actions still running: {}", waited.as_secs(), format_ids(running))]
     ActionTimeout { running: Vec<i64>, waited: Duration },
-    /// A transient error kept coming back until the retry budget was spent.
+    /// A transient error kept coming back until the retry budget was spent,
+    /// or a retry met a final answer. `unsure`: an earlier attempt's answer
+    /// was lost (a timeout, a broken connection, a gateway error), so it may
+    /// have taken effect.
     #[error("{last} (gave up after {attempts} attempts)")]
-    RetriesExhausted { attempts: u32, last: Box<Error> },
+    RetriesExhausted {
+        attempts: u32,
+        last: Box<Error>,
+        unsure: bool,
+    },
     /// The configuration cannot work (a missing token, a malformed endpoint).
     #[error("{0}")]
     Config(String),
@@ -166,6 +173,23 @@ impl Error {
     /// True when the API answered with this code (possibly after retries).
     pub fn is(&self, code: &ApiCode) -> bool {
         self.api().is_some_and(|e| e.code == *code)
+    }
+
+    /// True when an earlier attempt of this request went out and its answer
+    /// was lost: it may have done the work a retry then finds done.
+    pub fn earlier_attempt_unsure(&self) -> bool {
+        matches!(self, Error::RetriesExhausted { unsure: true, .. })
+    }
+
+    /// True when no answer says whether the request took effect: it timed
+    /// out, its connection broke, or a gateway answered for the API.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::Transport { kind, .. } => *kind != TransportKind::Permanent,
+            Error::Api(e) => matches!(e.status, 500 | 502 | 504),
+            Error::UnexpectedResponse { status, .. } => matches!(status, 500 | 502 | 504),
+            _ => false,
+        }
     }
 
     /// True for an API `not_found` answer.
@@ -236,6 +260,7 @@ mod tests {
                 Error::RetriesExhausted {
                     attempts: 6,
                     last: Box::new(Error::Api(api("locked", "volume is locked"))),
+                    unsure: false,
                 },
                 "volume is locked (locked, 0123abcd4567ef89) (gave up after 6 attempts)",
             ),
@@ -266,6 +291,7 @@ mod tests {
         let e = Error::RetriesExhausted {
             attempts: 3,
             last: Box::new(Error::Api(api("unavailable", "x"))),
+            unsure: false,
         };
         assert_eq!(e.code(), "unavailable");
         assert!(!e.is_not_found());

@@ -437,7 +437,7 @@ fn run_step(
 /// work (`Some`: done, no action to wait for); on the first attempt it was
 /// done before (`None`: already done).
 fn own_lost_attempt(e: &Error) -> Option<Started> {
-    (e.attempts() > 1).then(|| Started {
+    e.earlier_attempt_unsure().then(|| Started {
         actions: Vec::new(),
         created: None,
     })
@@ -463,7 +463,7 @@ pub fn delete(ctx: &Ctx, id: i64) -> Result<Deleted, Error> {
         Ok(()) => ctx
             .outcome(seq, Fate::Done, None, None, None)
             .map(|_| Deleted::Now),
-        Err(e) if e.is_not_found() && e.attempts() > 1 => ctx
+        Err(e) if e.is_not_found() && e.earlier_attempt_unsure() => ctx
             .outcome(
                 seq,
                 Fate::Done,

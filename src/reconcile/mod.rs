@@ -1,8 +1,8 @@
 //! What a real PH3-02 run needs around its requests to change things
-//! safely: the host locks ([`lock`]), the journal ([`journal`]), and a
-//! [`Session`] that takes the locks, records the run's start, and finishes
-//! the entries a killed run left open (it reads the API to learn what
-//! became of them) before the first change.
+//! safely: the host locks ([`lock`]), taken before the run reads anything,
+//! the journal ([`journal`]), and a [`Session`] that records the run's start
+//! and finishes the entries a killed run left open (it reads the API to
+//! learn what became of them) before the first change.
 
 pub mod journal;
 pub mod lock;
@@ -27,39 +27,60 @@ pub struct Session {
     pub resolved: usize,
 }
 
-/// What a run records when it starts.
-pub struct Start<'a> {
-    /// The state directory.
-    pub dir: &'a Path,
-    /// The hosts it will change (its entries' hosts).
-    pub hosts: Vec<String>,
-    pub code: Option<String>,
-    pub diff: Option<String>,
+/// A run that holds the locks of its hosts, before it reads anything.
+#[derive(Debug)]
+pub struct Locked<'a> {
+    dir: &'a Path,
+    hosts: Vec<String>,
+    holder: Holder,
+    locks: HostLocks,
 }
 
-impl Session {
-    /// Locks the hosts, records the start, and resolves the unfinished
-    /// entries of those hosts from `src` (the lists the run just read).
-    /// Nothing has been changed when this fails.
-    pub fn open(start: Start, src: &dyn Source) -> Result<Session, String> {
-        let run = format!("{}-{}", rfc3339(now_ms()), std::process::id());
-        let holder = Holder {
-            run: run.clone(),
-            pid: std::process::id(),
-            machine: lock::machine_name(),
-            since: rfc3339(now_ms()),
-        };
-        let locks = lock::acquire(start.dir, &start.hosts, &holder)?;
-        let earlier = History::of(&journal::read(start.dir)?);
-        let journal = Journal::open(start.dir, &run)?;
+/// Locks the hosts a run will change (its entries' hosts) in the state
+/// directory `dir`; nothing has been changed when this fails.
+pub fn lock(dir: &Path, hosts: Vec<String>) -> Result<Locked<'_>, String> {
+    let holder = Holder {
+        run: format!("{}-{}", rfc3339(now_ms()), std::process::id()),
+        pid: std::process::id(),
+        machine: lock::machine_name(),
+        since: rfc3339(now_ms()),
+    };
+    let locks = lock::acquire(dir, &hosts, &holder)?;
+    Ok(Locked {
+        dir,
+        hosts,
+        holder,
+        locks,
+    })
+}
+
+impl Locked<'_> {
+    /// Records the start (the confirmation code and diff the run acts on),
+    /// and resolves the unfinished entries of its hosts from `src` (the
+    /// lists the run read after it took its locks). Nothing has been
+    /// changed when this fails.
+    pub fn start(
+        self,
+        code: Option<String>,
+        diff: Option<String>,
+        src: &dyn Source,
+    ) -> Result<Session, String> {
+        let Locked {
+            dir,
+            hosts,
+            holder,
+            locks,
+        } = self;
+        let earlier = History::of(&journal::read(dir)?);
+        let journal = Journal::open(dir, &holder.run)?;
         journal.write(Event::Start {
-            code: start.code,
-            diff: start.diff,
-            hosts: start.hosts.clone(),
+            code,
+            diff,
+            hosts: hosts.clone(),
             pid: holder.pid,
             machine: holder.machine,
         })?;
-        let mine: HashSet<&String> = start.hosts.iter().collect();
+        let mine: HashSet<&String> = hosts.iter().collect();
         let mut resolved = 0;
         for e in earlier
             .unfinished()
@@ -75,7 +96,7 @@ impl Session {
             })?;
             resolved += 1;
         }
-        let history = History::of(&journal::read(start.dir)?);
+        let history = History::of(&journal::read(dir)?);
         Ok(Session {
             journal,
             _locks: locks,

@@ -26,8 +26,8 @@ use crate::module::observe::Source;
 use crate::module::params::{parse_as, ExpectServer, Invocation, Settings};
 use crate::module::reviewed;
 use crate::module::{add_invocation, run_client, RunClient};
+use crate::reconcile;
 use crate::reconcile::journal::Event;
-use crate::reconcile::{Session, Start};
 
 use index::Index;
 use params::{Entry, Kind, VolumesParams};
@@ -81,6 +81,28 @@ fn execute(
 ) -> Value {
     let settings = inv.settings;
     let fail = |r: Refusal| refused(&inv.module_args, settings, r.code, r.msg);
+    let state_dir = inv
+        .params
+        .state_dir
+        .as_ref()
+        .map(PathBuf::from)
+        .or_else(|| diff.and_then(|d| d.path.parent().map(PathBuf::from)));
+    // A real run locks its hosts before it reads anything.
+    let locked = match state_dir
+        .as_deref()
+        .filter(|_| !settings.check_mode && !entries.is_empty())
+    {
+        Some(dir) => {
+            let mut hosts: Vec<String> = entries.iter().map(|e| e.host.clone()).collect();
+            hosts.sort();
+            hosts.dedup();
+            match reconcile::lock(dir, hosts) {
+                Ok(l) => Some(l),
+                Err(msg) => return fail(Refusal::new(Code::Locked, msg)),
+            }
+        }
+        None => None,
+    };
     let mut index = if entries.is_empty() {
         Index::default()
     } else {
@@ -99,27 +121,10 @@ fn execute(
             return fail(r);
         }
     }
-    let state_dir = inv
-        .params
-        .state_dir
-        .as_ref()
-        .map(PathBuf::from)
-        .or_else(|| diff.and_then(|d| d.path.parent().map(PathBuf::from)));
-    let session = match state_dir
-        .as_ref()
-        .filter(|_| !settings.check_mode && !entries.is_empty())
-    {
-        Some(dir) => {
-            let mut hosts: Vec<String> = entries.iter().map(|e| e.host.clone()).collect();
-            hosts.sort();
-            hosts.dedup();
-            let start = Start {
-                dir,
-                hosts,
-                code: diff.map(|d| d.code.clone()),
-                diff: diff.map(|d| d.path.display().to_string()),
-            };
-            match Session::open(start, &index) {
+    let session = match locked {
+        Some(l) => {
+            let code = diff.map(|d| d.code.clone());
+            match l.start(code, diff.map(|d| d.path.display().to_string()), &index) {
                 Ok(s) => Some(s),
                 Err(msg) => return fail(Refusal::new(Code::Locked, msg)),
             }

@@ -231,3 +231,55 @@ fn a_create_whose_answer_was_lost_adopts_the_volume_it_made() {
         "answers were stalled"
     );
 }
+
+#[test]
+fn a_retry_knows_whether_an_earlier_attempt_may_have_done_the_work() {
+    // A project with one unattached volume (7).
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        r#"{"servers": [], "next_volume_id": 100, "next_action_id": 1,
+            "volumes": [{"id": 7, "name": "vol-orphan", "size": 10, "location": "nbg1"}]}"#,
+    )
+    .unwrap();
+    // Seed 3 at one in two: the first request is faulted.
+    let faulted_once = |fault: &str| {
+        Sim::start_with_seed(
+            &seed,
+            &[
+                "--faults",
+                &format!("{fault}=0.5"),
+                "--fault-seed",
+                "3",
+                "--stall-ms",
+                "1000",
+            ],
+        )
+    };
+    let client = |sim: &Sim| {
+        let mut cfg = fast_config(&sim.endpoint);
+        cfg.request_timeout = Duration::from_millis(300);
+        cfg.retry.max_retries = 8;
+        Client::new(cfg).unwrap()
+    };
+    // The DELETE went through but its answer was lost: the retry meets a 404.
+    let sim = faulted_once("stall");
+    let err = client(&sim).delete_volume(7).unwrap_err();
+    assert!(err.is_not_found() && err.earlier_attempt_unsure(), "{err}");
+    assert!(
+        sim.requests()[0]["fault"] == "Stall",
+        "the first answer was lost"
+    );
+    // A conflict (the API did nothing) then a 404: nothing of this request did it.
+    let sim = faulted_once("409");
+    let err = client(&sim).delete_volume(999).unwrap_err();
+    assert!(
+        err.is_not_found() && err.attempts() > 1 && !err.earlier_attempt_unsure(),
+        "{err}"
+    );
+    // A 404 at the first attempt: gone before.
+    let sim = Sim::start_with_seed(&seed, &[]);
+    let err = client(&sim).delete_volume(999).unwrap_err();
+    assert!(err.is_not_found() && !err.earlier_attempt_unsure(), "{err}");
+}
