@@ -116,16 +116,17 @@ pub struct HostSide {
 
 /// Appends the host side's facts to the journal.
 pub fn record_host_side(dir: &Path, facts: &HostSideFacts) -> Result<(), String> {
-    let j = journal::Journal::open(dir, &facts.run)?;
-    for (host, h) in &facts.hosts {
-        j.write(Event::HostSide {
+    let lines = facts
+        .hosts
+        .iter()
+        .map(|(host, h)| Event::HostSide {
             host: host.clone(),
             device: h.device.clone(),
             mountpoint: h.mountpoint.clone(),
             failed: h.failed.clone(),
-        })?;
-    }
-    Ok(())
+        })
+        .collect();
+    journal::Journal::open(dir, &facts.run)?.write_all(lines)
 }
 
 /// Rebuilds both report files from the journal in `dir`, under the

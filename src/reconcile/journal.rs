@@ -182,13 +182,22 @@ impl Journal {
 
     /// Appends one event, on disk before this returns.
     pub fn write(&self, event: Event) -> Result<(), String> {
-        let line = Line {
-            run: self.run.clone(),
-            at: rfc3339(now_ms()),
-            event,
-        };
-        let mut text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
-        text.push('\n');
+        self.write_all(vec![event])
+    }
+
+    /// Appends events in one write, on disk before this returns.
+    pub fn write_all(&self, events: Vec<Event>) -> Result<(), String> {
+        let at = rfc3339(now_ms());
+        let mut text = String::new();
+        for event in events {
+            let line = Line {
+                run: self.run.clone(),
+                at: at.clone(),
+                event,
+            };
+            text.push_str(&serde_json::to_string(&line).map_err(|e| e.to_string())?);
+            text.push('\n');
+        }
         let file = self.file.lock().expect("journal lock");
         append_locked(&file, text.as_bytes())
             .map_err(|e| format!("cannot write the journal {}: {e}", self.path.display()))
