@@ -136,19 +136,25 @@ def fleet_files(tmp, servers):
     return fleet
 
 
-def bench_ph3(tmp, servers, path, rate_limit=3600):
-    """PH3-02 (API stage; the steps on the servers are off) on a fresh
-    simulator with 1 s actions: the confirmed run and a rerun. Returns one
-    table row per run."""
-    fleet = fleet_files(tmp, servers)
-    sim = Sim(tmp, "--action-ms", "1000", "--rate-limit", str(rate_limit), seed=fleet / "hcloud-sim-seed.json")
+def ph3_01(tmp, fleet, sim):
+    """PH3-01 on `fleet` against `sim`, the steps on the servers off; returns
+    the environment, the ansible-playbook command and the diff's code."""
     e = env(sim, KBV3_FLEET_DIR=str(fleet))
     hosts = [l.split("\t")[0] for l in (fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
     overlay = pathlib.Path(tmp) / f"overlay-{time.monotonic_ns()}.json"
     overlay.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False} for h in hosts}}}))
     base = [str(VENV / "ansible-playbook"), "-i", str(ROOT / "inventory/kbv3_inventory"), "-i", str(overlay)]
     timed(base + ["playbooks/ph3-01.yml"], env=e, cwd=ROOT)
-    code = hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+    return e, base, hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+
+
+def bench_ph3(tmp, servers, path, rate_limit=3600):
+    """PH3-02 (API stage; the steps on the servers are off) on a fresh
+    simulator with 1 s actions: the confirmed run and a rerun. Returns one
+    table row per run."""
+    fleet = fleet_files(tmp, servers)
+    sim = Sim(tmp, "--action-ms", "1000", "--rate-limit", str(rate_limit), seed=fleet / "hcloud-sim-seed.json")
+    e, base, code = ph3_01(tmp, fleet, sim)
     rows = []
     timer = pathlib.Path(tmp) / f"timer-{time.monotonic_ns()}.json"
     for run in ("confirmed", "rerun"):
@@ -209,16 +215,9 @@ def bench_faults(tmp, servers=200):
             fleet = fleet_files(tmp, servers)
             sim = Sim(tmp, "--action-ms", "200", "--faults", faults, "--fault-seed", str(seed),
                       seed=fleet / "hcloud-sim-seed.json")
-            e = env(sim, KBV3_FLEET_DIR=str(fleet))
-            hosts = [l.split("\t")[0] for l in (fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
-            overlay = pathlib.Path(tmp) / f"overlay-{time.monotonic_ns()}.json"
-            overlay.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False}
-                                                             for h in hosts}}}))
-            base = [str(VENV / "ansible-playbook"), "-i", str(ROOT / "inventory/kbv3_inventory"), "-i", str(overlay)]
-            timed(base + ["playbooks/ph3-01.yml"], env=e, cwd=ROOT)
+            e, base, code = ph3_01(tmp, fleet, sim)
             diff = json.loads((fleet / "volume_diff_v3.json").read_text())
             legacy = {v["id"] for v in diff["volumes_to_delete"]}
-            code = hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
             runs, both = [], set()
             for _ in range(4):
                 before = len(sim.requests())
@@ -239,13 +238,7 @@ def bench_journal(tmp, servers=1000):
     """What the journal of a confirmed 1,000-server run holds."""
     fleet = fleet_files(tmp, servers)
     sim = Sim(tmp, "--action-ms", "1000", seed=fleet / "hcloud-sim-seed.json")
-    e = env(sim, KBV3_FLEET_DIR=str(fleet))
-    hosts = [l.split("\t")[0] for l in (fleet / "servers_v3.tsv").read_text().splitlines()[1:]]
-    overlay = pathlib.Path(tmp) / f"overlay-{time.monotonic_ns()}.json"
-    overlay.write_text(json.dumps({"all": {"hosts": {h: {"ansible_connection": "local", "kbv3_host_side": False} for h in hosts}}}))
-    base = [str(VENV / "ansible-playbook"), "-i", str(ROOT / "inventory/kbv3_inventory"), "-i", str(overlay)]
-    timed(base + ["playbooks/ph3-01.yml"], env=e, cwd=ROOT)
-    code = hashlib.sha256((fleet / "volume_diff_v3.json").read_bytes()).hexdigest()[:12]
+    e, base, code = ph3_01(tmp, fleet, sim)
     timed(base + ["playbooks/ph3-02.yml", "-e", f"kbv3_confirm_destroy={code}"], env=e, cwd=ROOT)
     journal = fleet / "ph3_02_journal.jsonl"
     lines = journal.read_text().splitlines()
