@@ -184,6 +184,9 @@ def test_a_device_where_the_diff_should_be_is_refused_at_once(sim, tmp_path):
     # The inventory refuses it the same way.
     listed = run([str(INVENTORY), "--list"], env={"KBV3_DIFF_FILE": "/dev/zero"})
     assert listed.returncode == 1 and "not a regular file (a character device)" in listed.stderr, listed.stderr
+    # So are the fleet files.
+    listed = run([str(INVENTORY), "--list"], env={"KBV3_SERVERS_FILE": "/dev/zero"})
+    assert listed.returncode == 1 and "/dev/zero" in listed.stderr and "not a regular file" in listed.stderr, listed.stderr
     # Positive control: a regular file is read (and refused for what it says, not for what it is).
     junk = tmp_path / "diff.json"
     junk.write_text("{}")
