@@ -118,7 +118,7 @@ pub fn retry_decision(err: &Error) -> Retry {
         } => Retry::Backoff,
         Error::UnexpectedResponse { status: 503, .. } => Retry::Briefly,
         Error::Transport {
-            kind: TransportKind::Timeout | TransportKind::Connection,
+            kind: TransportKind::Timeout | TransportKind::Connection | TransportKind::Connect,
             ..
         } => Retry::Backoff,
         _ => Retry::No,

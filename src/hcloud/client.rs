@@ -401,6 +401,11 @@ impl Client {
         self.volume_action(id, "change_protection", Some(&json!({ "delete": delete })))
     }
 
+    /// Every action of one volume (paged).
+    pub fn actions_of_volume(&self, id: i64) -> Result<Vec<Action>, Error> {
+        self.list_all(&format!("/volumes/{id}/actions"), "actions", Vec::new())
+    }
+
     /// The actions of one volume that are still running.
     pub fn running_actions_of_volume(&self, id: i64) -> Result<Vec<Action>, Error> {
         self.list_all(
@@ -887,7 +892,12 @@ impl Client {
 
     /// A transport failure, classified: what a retry can change, and what it cannot.
     fn transport_error(&self, request: &str, e: &reqwest::Error) -> Error {
-        let (kind, reason) = if e.is_timeout() {
+        let (kind, reason) = if e.is_connect() && !is_tls(e) {
+            (
+                TransportKind::Connect,
+                format!("cannot connect: {}", chain(e)),
+            )
+        } else if e.is_timeout() {
             (
                 TransportKind::Timeout,
                 "no answer within the request timeout".to_string(),

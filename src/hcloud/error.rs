@@ -35,8 +35,11 @@ impl fmt::Display for ApiError {
 pub enum TransportKind {
     /// No answer within the request timeout: retried.
     Timeout,
-    /// Refused, reset, closed: retried.
+    /// Reset or closed after the request went out: retried.
     Connection,
+    /// No connection could be made (refused, unreachable): the request
+    /// never left. Retried.
+    Connect,
     /// TLS, a request that cannot be built, a redirect loop: never retried.
     Permanent,
 }
@@ -185,7 +188,9 @@ impl Error {
     /// out, its connection broke, or a gateway answered for the API.
     pub fn outcome_unknown(&self) -> bool {
         match self {
-            Error::Transport { kind, .. } => *kind != TransportKind::Permanent,
+            Error::Transport { kind, .. } => {
+                matches!(kind, TransportKind::Timeout | TransportKind::Connection)
+            }
             Error::Api(e) => matches!(e.status, 500 | 502 | 504),
             Error::UnexpectedResponse { status, .. } => matches!(status, 500 | 502 | 504),
             _ => false,

@@ -138,7 +138,11 @@ impl Ctx<'_> {
         .map_err(Error::Config)
     }
 
-    /// Journals what became of an intent.
+    /// Journals what became of an intent. A line that cannot be written
+    /// never turns a request that went through into a failure: its intent
+    /// stays open in the journal, and the next run over that host reads the
+    /// API to learn the outcome, as after a kill. (An intent that cannot be
+    /// written stops its request.)
     pub fn outcome(
         &self,
         seq: Option<u64>,
@@ -146,19 +150,18 @@ impl Ctx<'_> {
         action: Option<&Action>,
         volume_id: Option<i64>,
         detail: Option<String>,
-    ) -> Result<(), Error> {
+    ) {
         let (Some(j), Some(seq)) = (self.journal, seq) else {
-            return Ok(());
+            return;
         };
-        j.write(Event::Outcome {
+        let _ = j.write(Event::Outcome {
             seq,
             result,
             action_id: action.map(|a| a.id),
             volume_id,
             server_id: action.and_then(touched_server),
             detail,
-        })
-        .map_err(Error::Config)
+        });
     }
 
     /// A server by id, with its name.
@@ -179,24 +182,25 @@ pub fn touched_server(a: &Action) -> Option<i64> {
 }
 
 /// Journals the end of finished actions: done, or failed with the API's error.
-pub fn journal_finished(ctx: &Ctx, pending: &[Pending], finished: &[Action]) -> Result<(), Error> {
+pub fn journal_finished(ctx: &Ctx, pending: &[Pending], finished: &[Action]) {
     for p in pending {
         if let Some(a) = finished.iter().find(|a| a.id == p.action.id) {
-            let (fate, detail) = match &a.error {
-                Some(e) if a.status == "error" => (Fate::Failed, Some(e.message.clone())),
-                _ => (Fate::Done, None),
+            let (fate, detail) = if a.status == "error" {
+                let why = a.error.as_ref().map_or("the action failed", |e| &e.message);
+                (Fate::Failed, Some(why.to_string()))
+            } else {
+                (Fate::Done, None)
             };
-            ctx.outcome(p.seq, fate, Some(&p.action), None, detail)?;
+            ctx.outcome(p.seq, fate, Some(&p.action), None, detail);
         }
     }
-    Ok(())
 }
 
 /// Waits for actions, journals their end, and fails on the first that failed.
 fn settle(ctx: &Ctx, pending: &[Pending]) -> Result<(), Error> {
     let actions: Vec<Action> = pending.iter().map(|p| p.action.clone()).collect();
     let waited = ctx.client.wait_all(&actions, Duration::MAX)?;
-    journal_finished(ctx, pending, &waited.finished)?;
+    journal_finished(ctx, pending, &waited.finished);
     if let Some(failed) = waited.finished.iter().find(|a| a.status == "error") {
         return Err(ctx.client.action_error(failed));
     }
@@ -284,7 +288,7 @@ fn journaled(
             } else {
                 Fate::Done
             };
-            ctx.outcome(seq, fate, first, started.created, None)?;
+            ctx.outcome(seq, fate, first, started.created, None);
             Ok(started
                 .actions
                 .into_iter()
@@ -296,11 +300,11 @@ fn journaled(
                 .collect())
         }
         Ok(None) => {
-            ctx.outcome(seq, Fate::AlreadyDone, None, None, None)?;
+            ctx.outcome(seq, Fate::AlreadyDone, None, None, None);
             Ok(Vec::new())
         }
         Err(e) => {
-            let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+            ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
             Err(e)
         }
     }
@@ -376,6 +380,7 @@ fn run_step(
             }),
         ),
         Step::Detach { from } => {
+            let lost = std::cell::Cell::new(false);
             let pending = on_volume(
                 Op::Detach,
                 None,
@@ -383,20 +388,29 @@ fn run_step(
                 Box::new(|| match client.detach_volume(vid) {
                     Ok(a) => Ok(Some(a.into())),
                     Err(e) if e.is(&ApiCode::InvalidInput) && attached(client, vid)?.is_none() => {
+                        lost.set(e.earlier_attempt_unsure());
                         Ok(own_lost_attempt(&e))
                     }
                     Err(e) => Err(e),
                 }),
             )?;
-            let touched = pending.first().and_then(|p| touched_server(&p.action));
+            // Which server this run's detach took the volume off: its action
+            // says; after a lost answer, the volume's last detach says. A
+            // volume found detached by someone else is not this run's.
+            let touched = match pending.first() {
+                Some(p) => touched_server(&p.action).or(Some(from.id)),
+                None if lost.get() => last_detach(client, vid).map_err(failed)?,
+                None => None,
+            };
             match touched {
-                Some(other) if other != from.id => {
+                Some(other) if other != from.id && !pending.is_empty() => {
                     Err(moved_during_the_run(ctx, vid, from, other, &pending, &done))
                 }
-                _ => {
+                Some(s) if s == from.id => {
                     applied.detached_from = Some(from.clone());
                     Ok(pending)
                 }
+                _ => Ok(pending),
             }
         }
         Step::Attach { to, automount } => on_volume(
@@ -459,33 +473,25 @@ pub enum Deleted {
 /// Deletes volume `id`, journaled.
 pub fn delete(ctx: &Ctx, id: i64) -> Result<Deleted, Error> {
     let seq = ctx.intent(Op::Delete, Some(id), None, None, false)?;
-    match ctx.client.delete_volume(id) {
-        Ok(()) => ctx
-            .outcome(seq, Fate::Done, None, None, None)
-            .map(|_| Deleted::Now),
-        Err(e) if e.is_not_found() && e.earlier_attempt_unsure() => ctx
-            .outcome(
-                seq,
-                Fate::Done,
-                None,
-                None,
-                Some("the answer was lost; the retry found the volume gone".into()),
-            )
-            .map(|_| Deleted::AnswerLost),
-        Err(e) if e.is_not_found() => ctx
-            .outcome(
-                seq,
-                Fate::AlreadyDone,
-                None,
-                None,
-                Some("already gone (404)".into()),
-            )
-            .map(|_| Deleted::AlreadyGone),
+    let (fate, detail, deleted) = match ctx.client.delete_volume(id) {
+        Ok(()) => (Fate::Done, None, Deleted::Now),
+        Err(e) if e.is_not_found() && e.earlier_attempt_unsure() => (
+            Fate::Done,
+            Some("the answer was lost; the retry found the volume gone"),
+            Deleted::AnswerLost,
+        ),
+        Err(e) if e.is_not_found() => (
+            Fate::AlreadyDone,
+            Some("already gone (404)"),
+            Deleted::AlreadyGone,
+        ),
         Err(e) => {
-            let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
-            Err(e)
+            ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+            return Err(e);
         }
-    }
+    };
+    ctx.outcome(seq, fate, None, None, detail.map(String::from));
+    Ok(deleted)
 }
 
 /// A detach that touched `other`, not the planned server: someone moved the
@@ -532,11 +538,11 @@ fn put_back(ctx: &Ctx, id: i64, to: &ServerRef, mut f: Box<Failure>) -> Box<Fail
             let action = ctx.client.attach_volume(id, to.id, Some(false));
             match action {
                 Ok(a) => {
-                    ctx.outcome(seq, Fate::Accepted, Some(&a), None, None)?;
+                    ctx.outcome(seq, Fate::Accepted, Some(&a), None, None);
                     settle(ctx, &[Pending { action: a, seq }])
                 }
                 Err(e) => {
-                    let _ = ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
+                    ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
                     Err(e)
                 }
             }
@@ -551,12 +557,26 @@ fn put_back(ctx: &Ctx, id: i64, to: &ServerRef, mut f: Box<Failure>) -> Box<Fail
                 next_step(f.code)
             )
         }
-        Err(e) => format!(
-            "{reason}. Putting it back on {} failed too ({e}): it is detached now; attach it to {} by hand. {}",
-            to.name,
-            to.name,
-            next_step(f.code)
-        ),
+        Err(e) => {
+            let now = match attached(ctx.client, id) {
+                Ok(Some(s)) if s == to.id => format!("it is on {} now", to.name),
+                Ok(Some(s)) => format!(
+                    "it is on {} now, not {}: check it",
+                    ctx.server(s).name,
+                    to.name
+                ),
+                Ok(None) => format!("it is detached now; attach it to {} by hand", to.name),
+                Err(_) => format!(
+                    "check where it is, and attach it to {} if it is detached",
+                    to.name
+                ),
+            };
+            format!(
+                "{reason}. Putting it back on {} failed too ({e}): {now}. {}",
+                to.name,
+                next_step(f.code)
+            )
+        }
     };
     f.rerun_finishes = false;
     f
@@ -572,6 +592,16 @@ pub fn next_step(code: Code) -> &'static str {
             "Refresh the PH3-01 diff (playbooks/ph3-01.yml), review it, and run PH3-02 with the new code."
         }
     }
+}
+
+/// The server the last finished detach of a volume took it off.
+fn last_detach(client: &Client, id: i64) -> Result<Option<i64>, Error> {
+    let actions = client.actions_of_volume(id)?;
+    Ok(actions
+        .iter()
+        .filter(|a| a.command == "detach_volume" && a.status == "success")
+        .max_by_key(|a| a.id)
+        .and_then(touched_server))
 }
 
 /// The server a volume is attached to now (fresh read).

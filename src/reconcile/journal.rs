@@ -155,7 +155,14 @@ impl Journal {
     pub fn open(dir: &Path, run: &str) -> Result<Journal, String> {
         let path = dir.join(JOURNAL_FILE);
         std::fs::create_dir_all(dir)
-            .and_then(|_| File::options().create(true).append(true).open(&path))
+            .and_then(|_| {
+                File::options()
+                    .create(true)
+                    .read(true)
+                    .append(true)
+                    .open(&path)
+            })
+            .and_then(|file| end_torn_line(&file).map(|_| file))
             .map(|file| Journal {
                 path: path.clone(),
                 run: run.to_string(),
@@ -211,6 +218,28 @@ impl Journal {
     }
 }
 
+/// Ends a last line that a crash or a full disk cut short, so the next line
+/// starts on a line of its own (the reader skips the torn one).
+fn end_torn_line(file: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.lock()?;
+    let len = file.metadata()?.len();
+    let mut last = [b'\n'];
+    let repaired = if len > 0 {
+        file.read_exact_at(&mut last, len - 1).and_then(|_| {
+            if last[0] == b'\n' {
+                Ok(())
+            } else {
+                (&*file).write_all(b"\n")
+            }
+        })
+    } else {
+        Ok(())
+    };
+    let unlocked = file.unlock();
+    repaired.and(unlocked)
+}
+
 /// Writes `bytes` in one write under an exclusive lock of the file, then
 /// flushes them to disk.
 fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
@@ -242,6 +271,8 @@ pub fn read(dir: &Path) -> Result<Vec<Line>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
+        // A line cut short by a crash (then ended by the next open) is no record.
+        .filter(|(_, l)| !is_torn(l))
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| {
                 format!(
@@ -253,6 +284,15 @@ pub fn read(dir: &Path) -> Result<Vec<Line>, String> {
             })
         })
         .collect()
+}
+
+/// True for a line cut short: valid JSON so far, but it ends early.
+fn is_torn(line: &str) -> bool {
+    let mut de = serde_json::Deserializer::from_str(line);
+    matches!(
+        serde::de::IgnoredAny::deserialize(&mut de),
+        Err(e) if e.is_eof()
+    )
 }
 
 /// The journal read back: every intent with what became of it.
@@ -442,10 +482,15 @@ mod tests {
         let mut f = File::options().append(true).open(&path).unwrap();
         f.write_all(b"{\"run\":\"r\",\"at").unwrap();
         assert_eq!(read(dir.path()).unwrap().len(), 1);
-        f.write_all(b"\n").unwrap();
+        // The next run's journal ends the torn line; both runs' lines read back.
+        let next = Journal::open(dir.path(), "r2").unwrap();
+        next.intent(intent(Op::Delete, 2, None)).unwrap();
+        assert_eq!(read(dir.path()).unwrap().len(), 2);
+        // A line that is whole but is not a journal line is named.
+        f.write_all(b"{\"hello\": 1}\n").unwrap();
         let err = read(dir.path()).unwrap_err();
         assert!(
-            err.contains(&format!("{}:2: not a journal line", path.display())),
+            err.contains(&format!("{}:4: not a journal line", path.display())),
             "{err}"
         );
     }

@@ -18,7 +18,7 @@
 //! A failing entry fails alone; the others go on.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::hcloud::types::Action;
 use crate::hcloud::{Client, Error, VolumeFilter};
@@ -95,7 +95,6 @@ pub fn converge(run: &Run, index: &mut Index, entries: &[Entry], check_mode: boo
     if check_mode {
         return outcomes;
     }
-    let read_at = Instant::now();
     // 2. The deletions up to their delete (detach, unprotect).
     let detaches: Vec<Work> = outcomes
         .iter_mut()
@@ -116,7 +115,7 @@ pub fn converge(run: &Run, index: &mut Index, entries: &[Entry], check_mode: boo
         })
         .collect();
     let guard =
-        |i: usize, steps: &[PlannedStep]| fresh_enough(run.client, read_at, &entries[i], steps);
+        |i: usize, steps: &[PlannedStep]| fresh_enough(run.client, index, &entries[i], steps);
     run_stage(run, index, entries, &mut outcomes, &detaches, guard);
     wait_all(run, index, entries, &mut outcomes);
     // 3. One fresh list: the deletions' re-check.
@@ -240,7 +239,7 @@ fn run_stage(
 /// volume is read again and must still be on the server the plan read.
 fn fresh_enough(
     client: &Client,
-    read_at: Instant,
+    index: &Index,
     e: &Entry,
     steps: &[PlannedStep],
 ) -> Result<(), Box<Failure>> {
@@ -250,7 +249,7 @@ fn fresh_enough(
     }) else {
         return Ok(());
     };
-    if read_at.elapsed() < FRESH {
+    if index.age() < FRESH {
         return Ok(());
     }
     let id = e.params.id.unwrap_or_default();
@@ -294,30 +293,47 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
         let id = o.id.unwrap_or_default();
         let step = o.delete.as_ref().expect("a pending delete");
         // Where kbv3 took it off: this run, or an earlier one (journal).
-        let from = o.detached_from.clone().or_else(|| {
+        let by_kbv3 = o.detached_from.clone().or_else(|| {
             run.detached_before.get(&id).map(|s| ServerRef {
                 id: *s,
                 name: index.server_name(*s),
             })
         });
-        let fresh = index.get(id);
+        // Only this run's own detach is undone: an earlier run's server may
+        // hold its new volume by now.
+        let undo = |f: Box<Failure>| match &o.detached_from {
+            Some(from) => Err((apply::undo_detach(&c, id, from, f), Some(from.id))),
+            None => Err((f, None)),
+        };
+        // Lists held back (rate pacing) are read again for this volume.
+        let fresh = if index.age() < FRESH {
+            index.get(id).cloned()
+        } else {
+            match run.client.get_volume(id) {
+                Ok(v) => v,
+                Err(err) => {
+                    let f = Failure::api("re-read the volume before deleting it", err, &o.done);
+                    return Err((f, None));
+                }
+            }
+        };
         let expect = e.params.expect.as_ref().expect("deletions have a guard");
-        let by_kbv3 = from.as_ref().is_some_and(|f| expect_names(expect, f));
-        if let Err(r) = apply::still_as_reviewed(expect, fresh, by_kbv3) {
+        let ours = by_kbv3.as_ref().is_some_and(|f| expect_names(expect, f));
+        if let Err(r) = apply::still_as_reviewed(expect, fresh.as_ref(), ours) {
             let f = Failure::refused(&step.text, r, &o.done);
-            let unattached = fresh.is_some_and(|v| v.server.is_none());
-            return match from.filter(|_| unattached) {
-                Some(from) => Err((apply::undo_detach(&c, id, &from, f), Some(from.id))),
-                None => Err((f, None)),
+            return match fresh.as_ref().map(|v| v.server) {
+                Some(None) => undo(f),
+                _ => Err((f, None)),
             };
         }
         match apply::delete(&c, id) {
             Ok(deleted) => Ok(deleted),
             Err(err) => {
                 let f = Failure::api(&step.text, err, &o.done);
-                match from.filter(|_| !f.rerun_finishes) {
-                    Some(from) => Err((apply::undo_detach(&c, id, &from, f), Some(from.id))),
-                    None => Err((f, None)),
+                if f.rerun_finishes {
+                    Err((f, None))
+                } else {
+                    undo(f)
                 }
             }
         }
@@ -343,7 +359,8 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
                 step.text
             )),
             Err((f, put_back)) => {
-                o.put_back_on = put_back.filter(|_| f.done.last().is_some_and(|d| d.ends_with("(undo)")));
+                // Blocked even when the undo failed: its attach may still land.
+                o.put_back_on = put_back;
                 o.fail(f);
             }
         }
@@ -371,9 +388,11 @@ fn servers_with_legacy_volumes(
         if e.kind != Kind::Deletion || o.failure.is_none() {
             continue;
         }
-        let now = o
-            .put_back_on
-            .or_else(|| o.id.and_then(|id| index.get(id)).and_then(|v| v.server));
+        let now = o.put_back_on.or_else(|| {
+            o.id.or(e.params.id)
+                .and_then(|id| index.get(id))
+                .and_then(|v| v.server)
+        });
         if let Some(server) = now {
             out.insert(server, format!("its legacy volume {}", label(e, o)));
         }
@@ -454,7 +473,7 @@ fn wait_all(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome
         let mut skipped: Vec<String> = Vec::new();
         let error = match &waited {
             Ok(w) => {
-                let _ = journal_finished(&c, &pending, &w.finished);
+                journal_finished(&c, &pending, &w.finished);
                 let mine: HashSet<i64> = pending.iter().map(|p| p.action.id).collect();
                 let failed = pending.iter().position(|p| {
                     w.finished

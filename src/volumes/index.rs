@@ -3,14 +3,16 @@
 //! few pages, not a request per volume.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::hcloud::types::{Server, Volume};
 use crate::hcloud::{Client, Error, VolumeFilter};
 use crate::module::observe::Source;
 
-/// Volumes and servers by id and by name.
-#[derive(Debug, Default)]
+/// Volumes and servers by id and by name, and when the volumes were read.
+#[derive(Debug)]
 pub struct Index {
+    read_at: Instant,
     volumes: HashMap<i64, Volume>,
     volume_names: HashMap<String, Vec<i64>>,
     servers: HashMap<i64, Server>,
@@ -25,7 +27,7 @@ impl Index {
         Ok(Index::new(servers, volumes))
     }
 
-    /// An index of these servers and volumes.
+    /// An index of these servers and volumes, read now.
     pub fn new(servers: Vec<Server>, volumes: Vec<Volume>) -> Index {
         let mut index = Index::default();
         for s in servers {
@@ -36,8 +38,9 @@ impl Index {
         index
     }
 
-    /// Replaces the volumes with a fresher list (servers stay).
+    /// Replaces the volumes with a fresher list, read now (servers stay).
     pub fn replace_volumes(&mut self, volumes: Vec<Volume>) {
+        self.read_at = Instant::now();
         self.volumes.clear();
         self.volume_names.clear();
         for v in volumes {
@@ -59,6 +62,23 @@ impl Index {
     /// The volume with this id, as listed.
     pub fn get(&self, id: i64) -> Option<&Volume> {
         self.volumes.get(&id)
+    }
+
+    /// How long ago the volumes were read.
+    pub fn age(&self) -> std::time::Duration {
+        self.read_at.elapsed()
+    }
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            read_at: Instant::now(),
+            volumes: HashMap::new(),
+            volume_names: HashMap::new(),
+            servers: HashMap::new(),
+            server_names: HashMap::new(),
+        }
     }
 }
 

@@ -190,6 +190,12 @@ def test_volumes_changed_since_the_review_are_left_alone(small):
     assert "size 10 GB expected, found 30 GB" in result.stdout
     assert "attached to no server expected, found attached to crm-01" in result.stdout
     assert "refresh the diff, review it" in result.stdout
+    # A server that keeps a legacy volume gets no new volume next to it.
+    for v in c.volumes.get_all():
+        if v.name.startswith("kbv3-") and v.server is not None:
+            legacy = [x.name for x in c.volumes.get_all() if x.server and x.server.id == v.server.id and x.name.startswith("vol-")]
+            assert legacy == [], f"{v.server.name} has {v.name} next to {legacy}"
+    assert "kbv3-analytics-01-data" in names(fleet), "positive control: a server whose legacy volume went got its new one"
 
 
 def test_a_target_named_volume_is_fixed_never_deleted(small):

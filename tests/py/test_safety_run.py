@@ -105,6 +105,25 @@ def test_a_volume_moved_during_the_run_is_never_deleted(small):
     assert run_record["totals"]["deleted"] == 3
 
 
+def test_a_volume_detached_by_someone_else_during_the_run_is_not_taken_for_kbv3s(small):
+    fleet, sim = small, small.sim
+    ids = {v["name"]: v["id"] for v in ph301(fleet)["volumes_to_delete"]}
+    c = client(fleet)
+    # Between the run's read and its own detach, someone detaches vol-crm-01 by hand.
+    detach = f"/v1/volumes/{ids['vol-crm-01']}/actions/detach"
+    sim.hold("POST", detach)
+    proc, out = start(fleet, *confirmed(fleet))
+    sim.wait_held("POST", detach, proc)
+    c.volumes.get_by_id(ids["vol-crm-01"]).detach().wait_until_finished()
+    sim.release("POST", detach)
+    rc, text = finish(proc, out)
+    assert rc != 0
+    assert "detached from crm-01 since the review, and not by kbv3" in text, text[-3000:]
+    assert ids["vol-crm-01"] not in deleted_ids(sim) and "vol-crm-01" in names(fleet)
+    # Positive control: the rest of the diff was deleted.
+    assert deleted_ids(sim) == {i for n, i in ids.items() if n != "vol-crm-01"}
+
+
 def test_a_deletion_refused_after_its_detach_puts_the_volume_back(small):
     fleet, sim = small, small.sim
     ids = {v["name"]: v["id"] for v in ph301(fleet)["volumes_to_delete"]}
