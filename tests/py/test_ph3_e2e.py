@@ -156,7 +156,10 @@ def test_a_volume_changed_since_the_diff_is_left_alone(api_fleet):
     assert volumes["vol-redis-01"].server.id == client.servers.get_by_name("redis-02").id
     assert len([n for n in volumes if n.startswith("vol-")]) == 1, "only the stale one is left"
     assert "vol-scratch" not in volumes and orphan.id not in [v.id for v in volumes.values()]
-    assert len([n for n in volumes if n.startswith("kbv3-")]) == 47
+    # redis-02 holds the stale legacy volume: it gets no new volume next to it; the 46 others do.
+    assert sorted(n for n in volumes if n.startswith("kbv3-")) == sorted(
+        f"kbv3-{c['hostname']}-data" for c in fleet.diff()["volumes_to_create"] if c["hostname"] != "redis-02")
+    assert "server redis-02 still has its legacy volume vol-redis-01" in result.stdout
 
 
 def test_preflight_refuses_a_stale_or_missing_diff(api_fleet):
