@@ -43,6 +43,10 @@ pub struct ListedVolume {
     pub server_id: Option<i64>,
     #[serde(deserialize_with = "nullable")]
     pub server_name: Option<String>,
+    /// Its labels when reviewed (the legacy selector may have chosen it by
+    /// them); a deletion is refused when they changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
     pub reason: String,
 }
 
@@ -368,7 +372,10 @@ pub fn compute(
         let target = targets.get(v.name.as_str()).copied();
         let is_legacy = legacy.matches(&v.name, &e.labels);
         match judge(v, is_legacy, target, &fleet, &servers) {
-            Verdict::Delete(reason) => diff.volumes_to_delete.push(ListedVolume::of(v, reason)),
+            Verdict::Delete(reason) => diff.volumes_to_delete.push(ListedVolume {
+                labels: Some(e.labels.clone()),
+                ..ListedVolume::of(v, reason)
+            }),
             Verdict::Fix(f) => diff.volumes_to_fix.push(f),
             Verdict::Ok(o) => diff.volumes_ok.push(o),
             Verdict::LeaveAlone(reason) => {
@@ -412,6 +419,7 @@ impl ListedVolume {
             location: v.location.clone(),
             server_id: v.server_id,
             server_name: v.server_name.clone(),
+            labels: None,
             reason,
         }
     }

@@ -98,6 +98,9 @@ pub struct Expect {
     /// Its location (`nbg1`, …).
     #[serde(default, deserialize_with = "opt_string")]
     pub location: Option<String>,
+    /// Its labels, exactly.
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: Option<Labels>,
 }
 
 /// The options of `kbv3_volume`.

@@ -232,6 +232,17 @@ pub fn differences(e: &Expect, v: &VolumeView) -> Vec<String> {
     if let Some(loc) = e.location.as_ref().filter(|l| **l != v.location) {
         out.push(format!("location {loc} expected, found {}", v.location));
     }
+    if let Some(labels) = e.labels.as_ref().filter(|l| **l != v.labels) {
+        let show = |l: &Labels| {
+            let pairs: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{{{}}}", pairs.join(", "))
+        };
+        out.push(format!(
+            "labels {} expected, found {}",
+            show(labels),
+            show(&v.labels)
+        ));
+    }
     let current = v.server.map(|id| ServerRef {
         id,
         name: v.server_name.clone().unwrap_or_else(|| id.to_string()),

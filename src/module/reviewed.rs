@@ -87,8 +87,17 @@ pub fn reviewed_expect(
             .server_name
             .clone()
             .map_or(ExpectServer::Unattached, ExpectServer::Attached),
+        labels: entry.labels.clone(),
     };
-    if given.is_some_and(|e| *e != reviewed) {
+    // A given expect without labels leaves them to the diff.
+    let agrees = |e: &Expect| {
+        let labels = e.labels.clone().or_else(|| reviewed.labels.clone());
+        Expect {
+            labels,
+            ..e.clone()
+        } == reviewed
+    };
+    if given.is_some_and(|e| !agrees(e)) {
         return Err(Refusal::new(
             Code::InvalidArgument,
             format!(

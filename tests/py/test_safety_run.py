@@ -112,12 +112,13 @@ def test_a_volume_detached_by_someone_else_during_the_run_is_not_taken_for_kbv3s
     # Between the run's read and its own detach, someone detaches vol-crm-01 by hand.
     detach = f"/v1/volumes/{ids['vol-crm-01']}/actions/detach"
     sim.hold("POST", detach)
-    proc, out = start(fleet, *confirmed(fleet))
+    # The held request must not time out meanwhile (a lost answer is another case).
+    proc, out = start(fleet, "-e", "kbv3_api_request_timeout=900", *confirmed(fleet))
     sim.wait_held("POST", detach, proc)
     c.volumes.get_by_id(ids["vol-crm-01"]).detach().wait_until_finished()
     sim.release("POST", detach)
     rc, text = finish(proc, out)
-    assert rc != 0
+    assert rc != 0, text[-3000:]
     assert "detached from crm-01 since the review, and not by kbv3" in text, text[-3000:]
     assert ids["vol-crm-01"] not in deleted_ids(sim) and "vol-crm-01" in names(fleet)
     # Positive control: the rest of the diff was deleted.
@@ -264,6 +265,23 @@ def test_only_legacy_orphans_are_deleted(small):
     assert done.returncode == 0, done.stdout[-3000:]
     assert {orphan.id, labelled.id} <= deleted_ids(fleet.sim)
     assert other_team.id not in deleted_ids(fleet.sim) and "team-scratch" in names(fleet)
+
+
+def test_an_orphan_relabelled_since_the_review_is_left_alone(small):
+    fleet = small
+    c = client(fleet)
+    kept = c.volumes.create(size=10, name="old-thing", location=Location(name="nbg1"), labels={"team": "legacy"}).volume
+    r = fleet.playbook("ph3-01.yml", "-e", json.dumps({"kbv3_legacy_label_selector": "team=legacy,!keep"}))
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "old-thing" in {v["name"] for v in fleet.diff()["volumes_to_delete"]}
+    # After the review, someone marks it to keep: the selector would no longer choose it.
+    c.volumes.update(c.volumes.get_by_id(kept.id), labels={"team": "legacy", "keep": "yes"})
+    done = fleet.playbook("ph3-02.yml", *confirmed(fleet))
+    assert done.returncode != 0
+    assert "labels {team=legacy} expected, found {keep=yes, team=legacy}" in done.stdout, done.stdout[-3000:]
+    assert kept.id not in deleted_ids(fleet.sim) and "old-thing" in names(fleet)
+    # Positive control: the legacy volumes of the fleet's hosts were deleted.
+    assert len(deleted_ids(fleet.sim)) == len(SMALL)
 
 
 def test_a_diff_made_for_other_servers_changes_nothing(small, tmp_path):
