@@ -521,16 +521,12 @@ fn moved_during_the_run(
         );
         return f;
     }
-    put_back(ctx, id, &other, f)
+    undo_detach(ctx, id, &other, f)
 }
 
-/// Puts a volume this run detached from `from` back there, after a
+/// Puts a volume this run took off server `to` back there, after a
 /// refusal `f` that no rerun would fix; the message says what was undone.
-pub fn undo_detach(ctx: &Ctx, id: i64, from: &ServerRef, f: Box<Failure>) -> Box<Failure> {
-    put_back(ctx, id, from, f)
-}
-
-fn put_back(ctx: &Ctx, id: i64, to: &ServerRef, mut f: Box<Failure>) -> Box<Failure> {
+pub fn undo_detach(ctx: &Ctx, id: i64, to: &ServerRef, mut f: Box<Failure>) -> Box<Failure> {
     let text = format!("re-attach {} to {} (undo)", ctx.volume, to.name);
     let reattached = ctx
         .intent(Op::Attach, Some(id), None, Some(to), true)

@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::hcloud::types::Action;
+use crate::hcloud::types::{Action, Volume};
 use crate::hcloud::{Client, Error, VolumeFilter};
 use crate::module::apply::{self, journal_finished, Applied, Ctx, Deleted, Failure, Pending};
 use crate::module::failure::{Code, Refusal};
@@ -235,6 +235,16 @@ fn run_stage(
     }
 }
 
+/// A volume as the lists show it, or read again when they are older than
+/// [`FRESH`] (rate pacing held the run back).
+fn fresh_volume(client: &Client, index: &Index, id: i64) -> Result<Option<Volume>, Error> {
+    if index.age() < FRESH {
+        Ok(index.get(id).cloned())
+    } else {
+        client.get_volume(id)
+    }
+}
+
 /// The guard of a detach: when the lists are older than [`FRESH`], the
 /// volume is read again and must still be on the server the plan read.
 fn fresh_enough(
@@ -249,12 +259,8 @@ fn fresh_enough(
     }) else {
         return Ok(());
     };
-    if index.age() < FRESH {
-        return Ok(());
-    }
     let id = e.params.id.unwrap_or_default();
-    let fresh = client
-        .get_volume(id)
+    let fresh = fresh_volume(client, index, id)
         .map_err(|err| Failure::api("re-read the volume before detaching it", err, &[]))?;
     let found = match fresh.as_ref().map(|v| v.server) {
         Some(Some(s)) if s == from.id => return Ok(()),
@@ -305,16 +311,11 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
             Some(from) => Err((apply::undo_detach(&c, id, from, f), Some(from.id))),
             None => Err((f, None)),
         };
-        // Lists held back (rate pacing) are read again for this volume.
-        let fresh = if index.age() < FRESH {
-            index.get(id).cloned()
-        } else {
-            match run.client.get_volume(id) {
-                Ok(v) => v,
-                Err(err) => {
-                    let f = Failure::api("re-read the volume before deleting it", err, &o.done);
-                    return Err((f, None));
-                }
+        let fresh = match fresh_volume(run.client, index, id) {
+            Ok(v) => v,
+            Err(err) => {
+                let f = Failure::api("re-read the volume before deleting it", err, &o.done);
+                return Err((f, None));
             }
         };
         let expect = e.params.expect.as_ref().expect("deletions have a guard");
