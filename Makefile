@@ -1,32 +1,35 @@
 # kbv3 — see README.md. Everything builds for one explicit target so that the
 # static-linking flag in .cargo/config.toml applies to binaries only.
 TARGET  := x86_64-unknown-linux-gnu
-PROFILE := release
-BIN     := target/$(TARGET)/$(PROFILE)
+BIN     := target/$(TARGET)/release
 CARGO   := cargo
-CARGO_FLAGS := --$(PROFILE) --target $(TARGET)
-# The collection also ships arm64 builds of the modules and the inventory tool.
+# The shipped binary is built with the size-tuned `dist` profile (Cargo.toml);
+# the simulator and the tests use `release`.
+DIST    := target/$(TARGET)/dist
+DIST_FLAGS := --profile dist --bin kbv3
+# The collection also ships an arm64 build.
 AARCH64 := aarch64-unknown-linux-gnu
-TOOLS   := --bin kbv3_volume --bin kbv3_volumes --bin kbv3_inventory
 
 .PHONY: all build build-aarch64 collection setup test lint demo bench clean
 
 all: build
 
-## build: the static binaries; installs the modules into library/ and the inventory into inventory/
+## build: the static binaries; installs kbv3 (one multi-call binary, src/multicall.rs) as
+## the modules in library/ and the inventory in inventory/
 build:
-	$(CARGO) build $(CARGO_FLAGS) --bins
-	install -D -m 0755 $(BIN)/kbv3_volume library/kbv3_volume
-	install -D -m 0755 $(BIN)/kbv3_volumes library/kbv3_volumes
-	install -D -m 0755 $(BIN)/kbv3_inventory inventory/kbv3_inventory
+	$(CARGO) build --release --target $(TARGET) --bin hcloud-sim
+	$(CARGO) build $(DIST_FLAGS) --target $(TARGET)
+	install -D -m 0755 $(DIST)/kbv3 library/kbv3_volume
+	install -D -m 0755 $(DIST)/kbv3 library/kbv3_volumes
+	install -D -m 0755 $(DIST)/kbv3 inventory/kbv3_inventory
 
-## build-aarch64: the modules and the inventory tool for Linux aarch64 (Debian's cross toolchain, static)
+## build-aarch64: kbv3 for Linux aarch64 (Debian's cross toolchain, static)
 build-aarch64: setup
-	$(CARGO) build --$(PROFILE) --target $(AARCH64) $(TOOLS)
+	$(CARGO) build $(DIST_FLAGS) --target $(AARCH64)
 
 ## collection: kbv3-hcloud-<version>.tar.gz, the installable Ansible collection (x86_64 and aarch64)
 collection: build build-aarch64
-	.venv/bin/python scripts/build_collection.py $(BIN) target/$(AARCH64)/$(PROFILE) .
+	.venv/bin/python scripts/build_collection.py $(DIST) target/$(AARCH64)/dist .
 
 ## setup: Debian packages and the pinned Python virtualenv (.venv), idempotent
 setup:

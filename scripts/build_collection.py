@@ -72,6 +72,22 @@ def install(src, dest, mode=0o644):
     dest.chmod(mode)
 
 
+def lay_out_binaries(x86_64, aarch64, root):
+    """One multi-call binary per architecture (it runs as the tool it is
+    named after); every other name is a relative symlink to it, which
+    ansible-galaxy keeps in the tarball. The x86_64 build is the module file
+    Ansible resolves; plugin_utils/platforms.py picks the others."""
+    modules, arm = root / "plugins/modules", root / "builds/linux-aarch64"
+    install(x86_64, modules / "volume", 0o755)
+    install(aarch64, arm / "kbv3", 0o755)
+    links = {modules / "volumes": "volume",
+             root / "builds/linux-x86_64/kbv3_inventory": "../../plugins/modules/volume"}
+    links.update({arm / tool: "kbv3" for tool in ("volume", "volumes", "kbv3_inventory")})
+    for link, target in links.items():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+
+
 def lay_out(x86_64, aarch64, root):
     version = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
     if root.exists():
@@ -82,13 +98,10 @@ def lay_out(x86_64, aarch64, root):
         if src.is_file() and "__pycache__" not in src.parts:
             install(src, root / src.relative_to(ROOT / "collection"))
     install(ROOT / "LICENSE", root / "LICENSE")
+    lay_out_binaries(x86_64 / "kbv3", aarch64 / "kbv3", root)
     for repo, short in MODULES.items():
-        install(x86_64 / repo, root / "plugins/modules" / short, 0o755)
         sidecar = root / "plugins/modules" / f"{short}.yml"
         sidecar.write_text(LICENSE_HEADER + fqcn_text((ROOT / "library" / f"{repo}.yml").read_text()))
-        install(aarch64 / repo, root / "builds/linux-aarch64" / short, 0o755)
-    install(x86_64 / "kbv3_inventory", root / "builds/linux-x86_64/kbv3_inventory", 0o755)
-    install(aarch64 / "kbv3_inventory", root / "builds/linux-aarch64/kbv3_inventory", 0o755)
     for src in sorted((ROOT / "playbooks").rglob("*.yml")):
         rel = src.relative_to(ROOT / "playbooks")
         # Collection playbooks are named with underscores: kbv3.hcloud.ph3_02.
@@ -106,7 +119,11 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run([str(ROOT / ".venv/bin/ansible-galaxy"), "collection", "build", "--force",
                     "--output-path", str(out), str(root)], check=True)
-    print(out / f"{NAMESPACE}-{NAME}-{version}.tar.gz")
+    tarball = out / f"{NAMESPACE}-{NAME}-{version}.tar.gz"
+    print(tarball)
+    for arch, build in (("x86_64", x86_64), ("aarch64", aarch64)):
+        print(f"  kbv3 for {arch}: {(build / 'kbv3').stat().st_size / 1e6:.1f} MB")
+    print(f"  tarball: {tarball.stat().st_size / 1e6:.1f} MB (Galaxy refuses more than 20 MB; kbv3 keeps under 8 MB)")
 
 
 if __name__ == "__main__":

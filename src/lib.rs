@@ -13,6 +13,7 @@
 //!   locks, the journal of every change, and the resolution of a killed run's.
 //! - [`fleet`]: the fleet files (`servers_v3.tsv`, role rules), the inventory
 //!   and the PH3-01 plan, snapshot and diff.
+//! - [`multicall`]: the one binary that is both modules and the inventory tool.
 //! - [`fsutil`], [`clock`]: atomic file writes and timestamps, shared by the binaries.
 
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod fleet;
 pub mod fsutil;
 pub mod hcloud;
 pub mod module;
+pub mod multicall;
 pub mod reconcile;
 pub mod sim;
 pub mod volumes;

@@ -197,9 +197,20 @@ fn list(paths: &FleetPaths) -> Result<Value> {
     };
     let mut inv = inventory::render(&plan, reviewed.as_ref())
         .map_err(|e| anyhow!("{}: {e}", paths.rules.display()))?;
-    let exe = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
-    inventory::add_fleet_vars(&mut inv, exe.as_deref(), paths);
+    inventory::add_fleet_vars(&mut inv, invoked_as().as_deref(), paths);
     Ok(inv)
+}
+
+/// This executable as it was invoked, links unresolved: the multi-call
+/// binary runs as the tool its name says, so playbooks must run the
+/// `kbv3_inventory` link, not the file it points to.
+fn invoked_as() -> Option<PathBuf> {
+    let argv0 = PathBuf::from(std::env::args_os().next()?);
+    if argv0.components().count() > 1 {
+        std::path::absolute(argv0).ok()
+    } else {
+        std::env::current_exe().ok()
+    }
 }
 
 fn load_plan_from_fleet(paths: &FleetPaths) -> Result<Plan> {

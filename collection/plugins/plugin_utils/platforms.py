@@ -2,10 +2,11 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Which of the collection's static binaries runs on a given machine.
 
-kbv3's modules and inventory are static Linux executables, built for
-x86_64 and aarch64. The x86_64 modules are the files Ansible resolves
-(plugins/modules/volume, volumes); every other build sits in
-builds/<os>-<arch>/ under the collection's root.
+kbv3 is one static Linux executable per architecture (x86_64, aarch64)
+that runs as the tool it is named after. The x86_64 build is the module
+file Ansible resolves (plugins/modules/volume; volumes is a link to it);
+every other name sits in builds/<os>-<arch>/ under the collection's root,
+as a link to that architecture's build.
 """
 
 from __future__ import annotations
