@@ -26,8 +26,10 @@ LICENSE_HEADER = ("# Copyright: (c) 2026, kbv3 developers\n"
 
 
 def fqcn_text(text):
-    """Module names as the collection spells them: task keys, module
-    references in docs (P(), O(), seealso), the sidecar's own name."""
+    """Module and playbook names as the collection spells them: task keys,
+    module references in docs (P(), O(), seealso), the sidecar's own name,
+    and `playbooks/ph3-02.yml` in messages (`kbv3.hcloud.ph3_02`)."""
+    text = re.sub(r"\bplaybooks/ph3-0(\d)\.yml\b", rf"{NAMESPACE}.{NAME}.ph3_0\1", text)
     for repo, short in MODULES.items():
         fq = f"{NAMESPACE}.{NAME}.{short}"
         text = re.sub(rf"^(\s*(?:- )?){repo}:(\s*)$", rf"\g<1>{fq}:\g<2>", text, flags=re.M)
@@ -73,19 +75,19 @@ def install(src, dest, mode=0o644):
 
 
 def lay_out_binaries(x86_64, aarch64, root):
-    """One multi-call binary per architecture (it runs as the tool it is
-    named after); every other name is a relative symlink to it, which
-    ansible-galaxy keeps in the tarball. The x86_64 build is the module file
-    Ansible resolves; plugin_utils/platforms.py picks the others."""
-    modules, arm = root / "plugins/modules", root / "builds/linux-aarch64"
-    install(x86_64, modules / "volume", 0o755)
-    install(aarch64, arm / "kbv3", 0o755)
-    links = {modules / "volumes": "volume",
-             root / "builds/linux-x86_64/kbv3_inventory": "../../plugins/modules/volume"}
-    links.update({arm / tool: "kbv3" for tool in ("volume", "volumes", "kbv3_inventory")})
-    for link, target in links.items():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(target)
+    """One multi-call binary per architecture, builds/linux-<arch>/kbv3, which
+    runs as the tool it is named after; every tool name is a relative symlink
+    to it (ansible-galaxy keeps links in the tarball). The module files Ansible
+    resolves, plugins/modules/volume and volumes, link to the x86_64 names;
+    plugin_utils/platforms.py picks the target's. With no binary file among
+    the modules, `ansible-doc -l` has nothing to misread as text."""
+    for arch, build in (("x86_64", x86_64), ("aarch64", aarch64)):
+        install(build, root / f"builds/linux-{arch}/kbv3", 0o755)
+        for tool in ("volume", "volumes", "kbv3_inventory"):
+            (root / f"builds/linux-{arch}" / tool).symlink_to("kbv3")
+    (root / "plugins/modules").mkdir(parents=True, exist_ok=True)
+    for module in MODULES.values():
+        (root / "plugins/modules" / module).symlink_to(f"../../builds/linux-x86_64/{module}")
 
 
 def lay_out(x86_64, aarch64, root):

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::diff::{self, LegacySelector, STRATEGY};
-use super::paths::{self, FleetPaths};
+use super::paths::{self, FleetPaths, Playbook};
 use super::plan::{self, Plan};
 use super::reviewed::{self, confirmation_code};
 use super::snapshot::{self, Snapshot};
@@ -166,8 +166,9 @@ pub fn run(cli: Cli, env: &Environment) -> Result<()> {
             let bytes = json_bytes(&diff)?;
             write_atomic(&out, &bytes)?;
             let code = confirmation_code(&bytes);
+            let ph3_02 = Playbook::Ph3_02.run_as();
             report(json, &diff, &format!(
-                "{}wrote {}\nconfirmation code: {code}\n  review the diff, then dry-run:  ansible-playbook playbooks/ph3-02.yml --check --diff\n  and run it:                    ansible-playbook playbooks/ph3-02.yml -e kbv3_confirm_destroy={code}",
+                "{}wrote {}\nconfirmation code: {code}\n  review the diff, then dry-run:  ansible-playbook {ph3_02} --check --diff\n  and run it:                    ansible-playbook {ph3_02} -e kbv3_confirm_destroy={code}",
                 diff.summary(),
                 out.display()
             ))
@@ -186,8 +187,9 @@ fn list(paths: &FleetPaths) -> Result<Value> {
             anyhow!(
                 "{}: the PH3-01 diff cannot be used; nothing will act on it:\n  - {}\n\
                  Refresh it with PH3-01 and review it again. While this file is refused the inventory \
-                 does not load, so run PH3-01 with `ansible-playbook -i localhost, playbooks/ph3-01.yml`.",
+                 does not load, so run PH3-01 with `ansible-playbook -i localhost, {}`.",
                 paths.diff.display(),
+                Playbook::Ph3_01.run_as(),
                 problems.join("\n  - ")
             )
         })?;

@@ -66,3 +66,58 @@ fn in_dir(
         diff: diff.unwrap_or_else(|| state.join("volume_diff_v3.json")),
     }
 }
+
+/// A PH3 playbook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Playbook {
+    Ph3_01,
+    Ph3_02,
+}
+
+impl Playbook {
+    /// How the user runs it: `kbv3.hcloud.ph3_02` when this executable is the
+    /// installed collection's, `playbooks/ph3-02.yml` in a checkout.
+    pub fn run_as(self) -> &'static str {
+        let exe = std::env::current_exe().ok();
+        self.named_for(exe.as_deref())
+    }
+
+    fn named_for(self, exe: Option<&Path>) -> &'static str {
+        let in_collection = exe.is_some_and(|e| {
+            e.ancestors()
+                .any(|a| a.ends_with("ansible_collections/kbv3/hcloud"))
+        });
+        match (self, in_collection) {
+            (Playbook::Ph3_01, true) => "kbv3.hcloud.ph3_01",
+            (Playbook::Ph3_02, true) => "kbv3.hcloud.ph3_02",
+            (Playbook::Ph3_01, false) => "playbooks/ph3-01.yml",
+            (Playbook::Ph3_02, false) => "playbooks/ph3-02.yml",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playbooks_are_named_as_the_user_runs_them() {
+        let installed = Path::new(
+            "/home/u/.ansible/collections/ansible_collections/kbv3/hcloud/plugins/modules/volume",
+        );
+        let checkout = Path::new("/srv/kbv3/inventory/kbv3_inventory");
+        assert_eq!(
+            Playbook::Ph3_02.named_for(Some(installed)),
+            "kbv3.hcloud.ph3_02"
+        );
+        assert_eq!(
+            Playbook::Ph3_01.named_for(Some(installed)),
+            "kbv3.hcloud.ph3_01"
+        );
+        assert_eq!(
+            Playbook::Ph3_02.named_for(Some(checkout)),
+            "playbooks/ph3-02.yml"
+        );
+        assert_eq!(Playbook::Ph3_01.named_for(None), "playbooks/ph3-01.yml");
+    }
+}

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::diff::Diff;
+use super::paths::Playbook;
 
 /// How many hex digits of the sha256 make the confirmation code.
 const CODE_LEN: usize = 12;
@@ -32,16 +33,18 @@ pub struct ReviewedDiff {
 pub fn load(path: &Path) -> Result<ReviewedDiff, String> {
     let bytes = crate::fsutil::read_bounded(path, crate::fsutil::MAX_JSON_BYTES).map_err(|e| {
         format!(
-            "{}: cannot read the PH3-01 diff: {e}. Run `ansible-playbook playbooks/ph3-01.yml` to write it.",
-            path.display()
+            "{}: cannot read the PH3-01 diff: {e}. Run `ansible-playbook {}` to write it.",
+            path.display(),
+            Playbook::Ph3_01.run_as()
         )
     })?;
     let diff: Diff = serde_json::from_slice(&bytes).map_err(|e| {
         format!(
             "{}:{}: not a valid PH3-01 diff: {e}. Do not edit the diff by hand: refresh it with \
-             `ansible-playbook -i localhost, playbooks/ph3-01.yml` (the inventory does not load while this file is refused).",
+             `ansible-playbook -i localhost, {}` (the inventory does not load while this file is refused).",
             path.display(),
-            e.line()
+            e.line(),
+            Playbook::Ph3_01.run_as()
         )
     })?;
     Ok(ReviewedDiff {

@@ -585,7 +585,7 @@ pub fn next_step(code: Code) -> &'static str {
             "It is delete-protected: review why, lift the protection if it must go, then refresh the PH3-01 diff, review it and confirm the new code."
         }
         _ => {
-            "Refresh the PH3-01 diff (playbooks/ph3-01.yml), review it, and run PH3-02 with the new code."
+            "Run PH3-01 again to refresh the diff, review it, and run PH3-02 with the new code."
         }
     }
 }

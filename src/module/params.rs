@@ -227,6 +227,17 @@ pub fn parse(args: &Value) -> Result<Invocation, String> {
     Ok(inv)
 }
 
+/// Option aliases, as hetzner.hcloud spells them: (alias, option).
+pub const ALIASES: &[(&str, &str)] = &[("endpoint", "api_endpoint")];
+
+/// The option an alias stands for (other names unchanged).
+fn canonical(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, option)| option)
+}
+
 /// Parses the args JSON of `module` into its options `P`, as `AnsibleModule`
 /// would: the `_ansible_*` settings, unknown options, lenient conversions,
 /// the token masked in `module_args`.
@@ -257,8 +268,9 @@ pub fn parse_as<P: DeserializeOwned + JsonSchema>(
     let known = option_names_of::<P>();
     let mut options = Map::new();
     let mut unknown = Vec::new();
+    let mut warnings = Vec::new();
     for (k, v) in all {
-        if k.starts_with("_ansible_") {
+        if k.starts_with("_ansible_") || canonical(k) != k {
             continue;
         }
         if known.contains(k) {
@@ -267,7 +279,16 @@ pub fn parse_as<P: DeserializeOwned + JsonSchema>(
             unknown.push(k.clone());
         }
     }
-    let mut warnings = Vec::new();
+    // As AnsibleModule does: an alias's value wins over its option's.
+    for (alias, option) in ALIASES {
+        if let Some(v) = all.get(*alias) {
+            if options.insert(option.to_string(), v.clone()).is_some() {
+                warnings.push(format!(
+                    "Both option {option} and its alias {alias} are set."
+                ));
+            }
+        }
+    }
     if !unknown.is_empty() {
         if flag("_ansible_ignore_unknown_opts") {
             warnings.push(format!(
@@ -535,6 +556,24 @@ mod tests {
             }
         );
         assert_eq!((params.state, params.wait_timeout), (State::Present, 600));
+    }
+
+    #[test]
+    fn endpoint_is_an_alias_of_api_endpoint_and_wins_as_in_ansible() {
+        let inv = p(json!({"name": "v", "endpoint": "http://127.0.0.1:1/v1"})).unwrap();
+        assert_eq!(
+            inv.params.api_endpoint.as_deref(),
+            Some("http://127.0.0.1:1/v1")
+        );
+        assert!(inv.warnings.is_empty());
+        let both =
+            p(json!({"name": "v", "endpoint": "http://a/v1", "api_endpoint": "http://b/v1"}))
+                .unwrap();
+        assert_eq!(both.params.api_endpoint.as_deref(), Some("http://a/v1"));
+        assert_eq!(
+            both.warnings,
+            ["Both option api_endpoint and its alias endpoint are set."]
+        );
     }
 
     #[test]

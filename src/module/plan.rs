@@ -266,7 +266,7 @@ pub fn stale(v: &VolumeView, differences: &[String]) -> Refusal {
     Refusal::new(
         Code::StalePlan,
         format!(
-            "the plan is stale for volume {}: {}. It was left alone; refresh and review the PH3-01 diff (playbooks/ph3-01.yml) before running again.",
+            "the plan is stale for volume {}: {}. It was left alone; run PH3-01 again to refresh the diff and review it before running PH3-02.",
             v.label(),
             differences.join("; ")
         ),

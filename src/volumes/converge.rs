@@ -270,7 +270,7 @@ fn fresh_enough(
     };
     let msg = format!(
         "the plan is stale for volume {} ({id}): {found} when the run was about to detach it. \
-         It was left alone; refresh and review the PH3-01 diff (playbooks/ph3-01.yml) before running again.",
+         It was left alone; run PH3-01 again to refresh the diff and review it before running PH3-02.",
         e.label()
     );
     Err(Failure::refused(

@@ -52,6 +52,6 @@ class BinaryModuleAction(ActionBase):
     def _configure_module(self, module_name, module_args, task_vars):
         built, path = super()._configure_module(module_name, module_args, task_vars)
         # Only this collection's own modules are swapped (not async_wrapper).
-        if os.path.dirname(os.path.realpath(path)) == os.path.realpath(MODULES_DIR):
+        if os.path.realpath(os.path.dirname(path)) == os.path.realpath(MODULES_DIR):
             path = self._build
         return built, path

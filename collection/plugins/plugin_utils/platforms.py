@@ -2,11 +2,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Which of the collection's static binaries runs on a given machine.
 
-kbv3 is one static Linux executable per architecture (x86_64, aarch64)
-that runs as the tool it is named after. The x86_64 build is the module
-file Ansible resolves (plugins/modules/volume; volumes is a link to it);
-every other name sits in builds/<os>-<arch>/ under the collection's root,
-as a link to that architecture's build.
+kbv3 is one static Linux executable per architecture (x86_64, aarch64),
+builds/linux-<arch>/kbv3, that runs as the tool it is named after; the
+tool names beside it are links to it. The module files Ansible resolves
+(plugins/modules/volume, volumes) link to the x86_64 build's names.
 """
 
 from __future__ import annotations
@@ -16,9 +15,6 @@ import os
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES_DIR = os.path.join(COLLECTION_ROOT, "plugins", "modules")
 BIN_DIR = os.path.join(COLLECTION_ROOT, "builds")
-
-# The modules; their x86_64 builds are the files in plugins/modules.
-MODULES = ("volume", "volumes")
 
 # `uname -m` spellings of the two architectures.
 _ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
@@ -41,8 +37,6 @@ def binary(tool, system, machine):
     arch = _arch(system, machine)
     if arch is None:
         raise UnsupportedPlatform(unsupported_message(tool, system, machine))
-    if arch == "x86_64" and tool in MODULES:
-        return os.path.join(MODULES_DIR, tool)
     return os.path.join(BIN_DIR, "linux-" + arch, tool)
 
 
