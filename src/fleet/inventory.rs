@@ -152,7 +152,10 @@ pub fn render(plan: &Plan, diff: Option<&ReviewedDiff>) -> Result<Value, String>
         if !orphans.is_empty() {
             host_vars.insert(
                 ORPHAN_HOST.into(),
-                json!({"ansible_connection": "local", "kbv3_orphan_host": true, "kbv3_legacy_volumes": orphans}),
+                // No volume of its own: size 0 keeps numeric expressions over
+                // the fleet (constructed groups) working for it.
+                json!({"ansible_connection": "local", "kbv3_orphan_host": true, "kbv3_volume_size": 0,
+                       "kbv3_legacy_volumes": orphans}),
             );
             orphan_hosts.push(ORPHAN_HOST);
         }

@@ -175,12 +175,10 @@ class AwxEmulation:
         env = {**self.base_env, **STANDARD_INVENTORY_UPDATE_ENV, **self.credential_env, **SOURCE_VARS}
         if (self.project / "ansible.cfg").exists():
             env["ANSIBLE_CONFIG"] = str(self.project / "ansible.cfg")  # AWX runs the sync in the project
-        # AWX runs the sync from the project's root. kbv3.hcloud.fleet resolves
-        # fleet_dir against the working directory rather than the config's
-        # folder (test_awx_inventory_source_from_the_project_root below), so
-        # the sync runs from the config's folder until that is fixed.
+        # AWX runs the sync from the project's root; the config's relative
+        # fleet_dir is relative to the config's folder all the same.
         proc = subprocess.run([str(VENV_BIN / "ansible-inventory"), "--list", "--export", "-i", str(self.config),
-                               "--playbook-dir", str(self.config.parent)], cwd=cwd or self.config.parent, env=env,
+                               "--playbook-dir", str(self.config.parent)], cwd=cwd or self.project, env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"inventory sync failed:\n{proc.stderr}"
         data = json.loads(proc.stdout)
@@ -264,7 +262,11 @@ def test_awx_plan_publishes_the_code_and_apply_needs_it_typed(kind, tmp_path, sm
 
     # PH3-02 launched by a person who typed the code into the survey.
     awx.sync()
-    apply = awx.run("apply", ph3_02, survey_answers(spec, {"kbv3_confirm_destroy": code}))
+    # The job template's extra vars turn the host side off (as README suggests
+    # for settings), on top of the host variables: an extra var of that name
+    # must not reach PH3-02's own bookkeeping.
+    apply = awx.run("apply", ph3_02, {"kbv3_host_side": False,
+                                      **survey_answers(spec, {"kbv3_confirm_destroy": code})})
     assert (apply.status, apply.rc) == ("successful", 0), apply.why()
     deleted = {int(r["path"].rsplit("/", 1)[1]) for r in sim.mutating() if r["method"] == "DELETE"}
     assert deleted == to_delete
@@ -323,8 +325,6 @@ def test_awx_plan_publishes_only_the_code_of_the_file_it_wrote(case, tmp_path, s
     assert why in " ".join(plan.stdout.split()), plan.why()
 
 
-@pytest.mark.xfail(reason="kbv3.hcloud.fleet resolves fleet_dir against the working directory, not the config's "
-                          "folder as documented; AWX syncs from the project's root", strict=False)
 def test_awx_inventory_source_from_the_project_root(tmp_path, small_fleet, installed):  # noqa: F811
     """The sync exactly as AWX runs it: from the project's root."""
     awx = AwxEmulation(tmp_path, small_fleet, installed, "repository")

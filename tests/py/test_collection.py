@@ -1,6 +1,7 @@
 """The installable collection kbv3.hcloud (`make collection`): installed with
 ansible-galaxy into a temporary collections path and used from a folder
 outside the repository, as a user of the tarball would."""
+import ast
 import json
 import os
 import pathlib
@@ -8,8 +9,10 @@ import shutil
 import subprocess
 import tomllib
 
+import hcloud
 import pytest
 import yaml
+from hcloud.locations import Location
 
 from conftest import ROOT, VENV_BIN
 from fleetlib import confirmation_code
@@ -264,6 +267,37 @@ def test_strict_makes_a_failing_expression_fail_the_inventory(user):
     # Control: without strict, the expression is skipped and the fleet loads.
     config.write_text(broken.replace("strict: true", "strict: false"))
     assert "db-postgres-01" in user("ansible-inventory", "-i", config, "--graph").stdout
+
+
+def test_the_plugins_own_examples_hold_after_ph3_01_found_an_orphan(user, sim, tmp_path):
+    fleet_project(user)
+    source = (user.collection / "plugins/inventory/fleet.py").read_text()
+    examples = next(node.value.value for node in ast.parse(source).body
+                    if isinstance(node, ast.Assign) and node.targets[0].id == "EXAMPLES")
+    config = user.project / "fleet.kbv3.yml"
+    config.write_text(examples)
+    client = hcloud.Client(token=sim.token, api_endpoint=sim.endpoint)
+    client.volumes.create(size=10, name="vol-orphan", location=Location(name="nbg1"))
+    env = {"HCLOUD_TOKEN": sim.token, "HCLOUD_ENDPOINT": sim.endpoint}
+    user("ansible-playbook", "-i", config, "kbv3.hcloud.ph3_01", env=env)
+    diff = json.loads((user.project / "servers/volume_diff_v3.json").read_text())
+    assert "vol-orphan" in {v["name"] for v in diff["volumes_to_delete"]}
+    # The pseudo-host that owns the orphan takes part in every example group and expression.
+    listed = plain(json.loads(user("ansible-inventory", "-i", config, "--list").stdout))
+    assert listed["kbv3_orphans"]["hosts"] == ["kbv3-orphan-volumes"]
+    assert "kbv3-orphan-volumes" in listed["size_0"]["hosts"]
+    assert "kbv3-orphan-volumes" not in listed["big_volumes"]["hosts"]
+    hostvars = listed["_meta"]["hostvars"]
+    assert hostvars["kbv3-orphan-volumes"]["kbv3_data_dir"] == ""
+    assert hostvars["db-postgres-01"]["kbv3_data_dir"] == "/data/" + hostvars["db-postgres-01"]["kbv3_volume_class"]
+    # From another working directory (AWX syncs from the project's root), the
+    # config's fleet_dir is still relative to the config.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run([str(VENV_BIN / "ansible-inventory"), "-i", str(config), "--graph"], cwd=elsewhere,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(user.collection.parents[2])})
+    assert proc.returncode == 0 and "kbv3-orphan-volumes" in proc.stdout, proc.stderr
 
 
 def test_the_collection_playbooks_plan_then_execute_the_reviewed_diff(user, sim):

@@ -23,6 +23,11 @@ description:
   - Host variables - C(ansible_host) (the private IP), C(role_v3),
     C(kbv3_volume_name), C(kbv3_volume_size), C(kbv3_volume_class),
     C(kbv3_mountpoint) and, with a diff, C(kbv3_legacy_volumes).
+  - The orphans' pseudo-host C(kbv3-orphan-volumes) (only when the diff has
+    unattached legacy volumes) has no volume of its own - C(kbv3_volume_size)
+    is V(0) and C(kbv3_volume_name), C(kbv3_volume_class) and
+    C(kbv3_mountpoint) are not defined - so guard expressions over those with
+    C(is defined) or C(default) when O(strict=true).
   - Bad fleet data (a malformed line, an unknown role, a diff that no longer
     matches the fleet) or a failing O(compose), O(groups) or O(keyed_groups)
     expression with O(strict=true) fails the command with the file, line and
@@ -43,7 +48,7 @@ options:
       - The folder of the fleet files (C(servers_v3.tsv), C(volume_rules_v3.tsv),
         C(volume_diff_v3.json)); PH3-01 writes its plan, snapshot and diff there.
       - Relative to the folder of this configuration file.
-    type: path
+    type: str
     default: servers
   state_dir:
     description:
@@ -52,23 +57,23 @@ options:
         that outlives a checkout (AWX re-syncs the project for every job).
         Relative to the folder of this configuration file. The playbooks read it
         as C(kbv3_state_dir).
-    type: path
+    type: str
   servers_file:
     description:
       - The fleet's source of truth (HOSTNAME, IP_PRIVEE, ROLE_V3, tab-separated),
         when it is not O(fleet_dir)/servers_v3.tsv. Relative to the configuration file.
-    type: path
+    type: str
   rules_file:
     description:
       - The volume rules by role, when they are not O(fleet_dir)/volume_rules_v3.tsv.
         Relative to the configuration file.
-    type: path
+    type: str
   diff_file:
     description:
       - The reviewed PH3-01 diff, when it is not O(fleet_dir)/volume_diff_v3.json.
         Relative to the configuration file. Without a diff file, hosts carry no
         legacy volumes.
-    type: path
+    type: str
 seealso:
   - module: kbv3.hcloud.volumes
   - module: kbv3.hcloud.volume
@@ -81,12 +86,13 @@ EXAMPLES = r"""
 # fleet.kbv3.yml, next to a servers/ folder with servers_v3.tsv:
 plugin: kbv3.hcloud.fleet
 fleet_dir: servers
-# One group per volume size, and a variable composed from the plan.
+# One group per volume size (size_0: the orphans' pseudo-host, no volume of its own).
 keyed_groups:
   - key: kbv3_volume_size | string
     prefix: size
+# Variables composed from the plan; the pseudo-host has no volume class.
 compose:
-  kbv3_device_hint: "'/dev/disk/by-id/scsi-0HC_Volume_' ~ kbv3_volume_name"
+  kbv3_data_dir: "'/data/' ~ kbv3_volume_class if kbv3_volume_class is defined else ''"
 groups:
   big_volumes: kbv3_volume_size >= 200
 strict: true
@@ -163,12 +169,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             tool = binary("kbv3_inventory", platform.system(), platform.machine())
         except UnsupportedPlatform as e:
             raise AnsibleParserError("%s: %s" % (path, e))
+        # Relative paths are relative to this configuration file's folder, not
+        # to the working directory (AWX syncs from the project's root).
         base = os.path.dirname(os.path.abspath(path))
         env = dict(os.environ)
         for option, variable in _FILES:
             value = self.get_option(option)
             if value:
-                env[variable] = os.path.join(base, os.path.expanduser(value))
+                env[variable] = os.path.normpath(os.path.join(base, os.path.expanduser(value)))
         try:
             proc = subprocess.run([tool, "--list"], env=env, capture_output=True, timeout=300, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
