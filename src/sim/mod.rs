@@ -6,13 +6,17 @@
 //! - [`seed`]: the seed file format and the state file.
 //! - [`faults`], [`ratelimit`]: injected failures and the request budget.
 //! - [`devices`]: optional loop-device backing of volumes (root only).
-//! - [`server`]: the HTTP shell: auth, routing, headers, logs.
+//! - [`routes`]: the typed route table and each route's handler.
+//! - [`catalog`]: the read-only networks, datacenters and server types servers reference.
+//! - [`server`]: the HTTP shell: auth, rate limit, faults, headers, logs.
 
+pub mod catalog;
 pub mod devices;
 pub mod faults;
 pub mod query;
 pub mod ratelimit;
 pub mod requests;
+pub mod routes;
 pub mod seed;
 pub mod server;
 pub mod world;

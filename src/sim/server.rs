@@ -20,13 +20,12 @@ use serde_json::{json, Value};
 
 use super::devices::BlockDevices;
 use super::faults::{Fault, FaultSpec, Faults};
-use super::query::{paginate, sort_by, Query, SortKey};
+use super::query::Query;
 use super::ratelimit::{Budget, RateLimiter};
-use super::requests;
+use super::routes::{self, Request, Route};
 use super::seed::{load_state, save_state, Seed};
-use super::world::{Effect, SimAction, SimServer, SimVolume, World};
+use super::world::{Effect, World};
 use super::SimError;
-use crate::hcloud::types::Labels;
 
 /// How to run the simulator (the command-line options of `hcloud-sim`).
 #[derive(Debug, Clone)]
@@ -275,7 +274,8 @@ impl Sim {
             return error_answer(SimError::not_found("route"), "", None);
         };
         let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-        let route = route_of(&segments);
+        let parsed = Route::of(&segments);
+        let route = parsed.map_or("", Route::template);
         let authorized = auth == Some(format!("Bearer {}", self.opts.token).as_str());
         let now = now_ms();
         let key = if authorized { "token" } else { "anonymous" };
@@ -307,26 +307,23 @@ impl Sim {
             let (world, devices) = &mut *guard;
             let applied = world.advance(now);
             let query = Query::parse(raw_query);
-            let result = dispatch(
-                world,
+            let request = Request {
                 method,
-                route,
-                &segments,
-                &query,
+                segments: &segments,
+                query: &query,
                 body,
                 now,
                 fail_action,
-            );
+            };
+            let result = parsed.map_or(Err(SimError::not_found("route")), |route| {
+                routes::handle(world, route, &request)
+            });
             if let Some(devices) = devices.as_mut() {
-                mirror(
-                    devices,
-                    world,
-                    &applied,
-                    method,
-                    route,
-                    &segments,
-                    result.is_ok(),
-                );
+                let deleted =
+                    (result.is_ok() && method == "DELETE" && parsed == Some(Route::Volume))
+                        .then(|| request.id_at(1))
+                        .flatten();
+                mirror(devices, world, &applied, deleted);
             }
             if method != "GET" && result.is_ok() {
                 if let Some(path) = &self.opts.state {
@@ -353,22 +350,12 @@ impl Sim {
     }
 }
 
-/// Mirrors applied effects, and a delete, onto the loop devices.
-fn mirror(
-    devices: &mut BlockDevices,
-    world: &World,
-    applied: &[Effect],
-    method: &str,
-    route: &str,
-    segments: &[&str],
-    ok: bool,
-) {
+/// Mirrors applied effects, and a deleted volume, onto the loop devices.
+fn mirror(devices: &mut BlockDevices, world: &World, applied: &[Effect], deleted: Option<i64>) {
     let mut results: Vec<anyhow::Result<()>> =
         applied.iter().map(|e| devices.apply(world, *e)).collect();
-    if ok && method == "DELETE" && route == "/volumes/{id}" {
-        if let Some(id) = segments.get(1).and_then(|s| s.parse().ok()) {
-            results.push(devices.deleted(id));
-        }
+    if let Some(id) = deleted {
+        results.push(devices.deleted(id));
     }
     for e in results.into_iter().filter_map(Result::err) {
         eprintln!("hcloud-sim: block device: {e:#}");
@@ -436,295 +423,6 @@ fn fault_answer(fault: Fault, route: &'static str, budget: Budget) -> Option<Ans
     })
 }
 
-/// The OpenAPI path template a request's segments match ("" when none).
-fn route_of(segments: &[&str]) -> &'static str {
-    let numeric = |s: &str| s.parse::<i64>().is_ok();
-    match segments {
-        ["locations"] => "/locations",
-        ["locations", _] => "/locations/{id}",
-        ["servers"] => "/servers",
-        ["servers", _] => "/servers/{id}",
-        ["volumes"] => "/volumes",
-        ["volumes", "actions"] => "/volumes/actions",
-        ["volumes", "actions", _] => "/volumes/actions/{id}",
-        ["volumes", _] => "/volumes/{id}",
-        ["volumes", _, "actions"] => "/volumes/{id}/actions",
-        ["volumes", _, "actions", "attach"] => "/volumes/{id}/actions/attach",
-        ["volumes", _, "actions", "detach"] => "/volumes/{id}/actions/detach",
-        ["volumes", _, "actions", "resize"] => "/volumes/{id}/actions/resize",
-        ["volumes", _, "actions", "change_protection"] => "/volumes/{id}/actions/change_protection",
-        ["volumes", _, "actions", a] if numeric(a) => "/volumes/{id}/actions/{action_id}",
-        ["actions"] => "/actions",
-        ["actions", _] => "/actions/{id}",
-        _ => "",
-    }
-}
-
-type Outcome = Result<(u16, Option<Value>), SimError>;
-
-/// Runs one request against the world.
-#[allow(clippy::too_many_arguments)]
-fn dispatch(
-    w: &mut World,
-    method: &str,
-    route: &str,
-    segments: &[&str],
-    q: &Query,
-    body: &str,
-    now: u64,
-    fail: bool,
-) -> Outcome {
-    let id = |i: usize| -> Result<i64, SimError> {
-        segments
-            .get(i)
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| SimError::not_found("resource"))
-    };
-    let ok = |v: Value| Ok((200, Some(v)));
-    let created = |v: Value| Ok((201, Some(v)));
-    match (method, route) {
-        ("GET", "/locations") => {
-            let mut items: Vec<_> = w
-                .locations
-                .iter()
-                .filter(|l| q.get("name").is_none_or(|n| l.name == n))
-                .cloned()
-                .collect();
-            let keys = q.sort(&["id", "name"])?;
-            sort_by(&mut items, &keys, |l, f| {
-                if f == "name" {
-                    SortKey::Text(l.name.clone())
-                } else {
-                    SortKey::Int(l.id)
-                }
-            });
-            list(q, "locations", items, |l| l)
-        }
-        ("GET", "/locations/{id}") => {
-            let id = id(1)?;
-            let l = w
-                .locations
-                .iter()
-                .find(|l| l.id == id)
-                .ok_or_else(|| SimError::not_found("location"))?;
-            ok(json!({ "location": l }))
-        }
-        ("GET", "/servers") => {
-            let items = select(w.servers.values(), q)?;
-            list(q, "servers", items, |s| w.render_server(s))
-        }
-        ("GET", "/servers/{id}") => {
-            let s = w
-                .servers
-                .get(&id(1)?)
-                .ok_or_else(|| SimError::not_found("server"))?;
-            ok(json!({ "server": w.render_server(s) }))
-        }
-        ("GET", "/volumes") => {
-            let statuses = q.all("status");
-            if let Some(bad) = statuses
-                .iter()
-                .find(|s| !matches!(**s, "creating" | "available"))
-            {
-                return Err(SimError::invalid_field(
-                    "status",
-                    format!("'{bad}' is not creating or available"),
-                ));
-            }
-            let items = select(w.volumes.values(), q)?;
-            list(q, "volumes", items, |v| w.render_volume(v))
-        }
-        ("POST", "/volumes") => {
-            let req = requests::create_volume(&requests::parse_body(body)?)?;
-            let (volume, action, next) = w.create_volume(req, now, fail)?;
-            created(json!({ "volume": volume, "action": action, "next_actions": next }))
-        }
-        ("GET", "/volumes/{id}") => {
-            let v = w
-                .volumes
-                .get(&id(1)?)
-                .ok_or_else(|| SimError::not_found("volume"))?;
-            ok(json!({ "volume": w.render_volume(v) }))
-        }
-        ("PUT", "/volumes/{id}") => {
-            let req = requests::update_volume(&requests::parse_body(body)?)?;
-            ok(json!({ "volume": w.update_volume(id(1)?, req)? }))
-        }
-        ("DELETE", "/volumes/{id}") => w.delete_volume(id(1)?).map(|_| (204, None)),
-        ("POST", "/volumes/{id}/actions/attach") => {
-            let (server, _automount) = requests::attach(&requests::parse_body(body)?)?;
-            created(json!({ "action": w.attach_volume(id(1)?, server, now, fail)? }))
-        }
-        ("POST", "/volumes/{id}/actions/detach") => {
-            requests::parse_body(body)?;
-            created(json!({ "action": w.detach_volume(id(1)?, now, fail)? }))
-        }
-        ("POST", "/volumes/{id}/actions/resize") => {
-            let size = requests::resize(&requests::parse_body(body)?)?;
-            created(json!({ "action": w.resize_volume(id(1)?, size, now, fail)? }))
-        }
-        ("POST", "/volumes/{id}/actions/change_protection") => {
-            let delete = requests::protection(&requests::parse_body(body)?)?;
-            created(json!({ "action": w.change_protection(id(1)?, delete, now)? }))
-        }
-        ("GET", "/volumes/{id}/actions") => {
-            let vid = id(1)?;
-            if !w.volumes.contains_key(&vid) {
-                return Err(SimError::not_found("volume"));
-            }
-            actions_list(w, q, |a| touches(a, vid, "volume"))
-        }
-        ("GET", "/volumes/{id}/actions/{action_id}") => {
-            let (vid, aid) = (id(1)?, id(3)?);
-            let a = w
-                .actions
-                .get(&aid)
-                .filter(|a| touches(a, vid, "volume"))
-                .ok_or_else(|| SimError::not_found("action"))?;
-            ok(json!({ "action": w.render_action(a) }))
-        }
-        ("GET", "/volumes/actions") => {
-            let ids: Vec<i64> = q.all("id").iter().filter_map(|i| i.parse().ok()).collect();
-            actions_list(w, q, |a| {
-                is_volume_action(a) && (ids.is_empty() || ids.contains(&a.id))
-            })
-        }
-        ("GET", "/volumes/actions/{id}") => {
-            let a = w
-                .actions
-                .get(&id(2)?)
-                .filter(|a| is_volume_action(a))
-                .ok_or_else(|| SimError::not_found("action"))?;
-            ok(json!({ "action": w.render_action(a) }))
-        }
-        ("GET", "/actions") => {
-            let ids = q.all("id");
-            if ids.is_empty() {
-                return Err(SimError::new(
-                    410,
-                    ApiCode::DeprecatedApiEndpoint,
-                    "listing actions without id was removed",
-                ));
-            }
-            let ids: Vec<i64> = ids
-                .iter()
-                .map(|i| {
-                    i.parse().map_err(|_| {
-                        SimError::invalid_field("id", format!("'{i}' is not an action id"))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            actions_list(w, q, |a| ids.contains(&a.id))
-        }
-        ("GET", "/actions/{id}") => {
-            let a = w
-                .actions
-                .get(&id(1)?)
-                .ok_or_else(|| SimError::not_found("action"))?;
-            ok(json!({ "action": w.render_action(a) }))
-        }
-        (_, "") => Err(SimError::not_found("route")),
-        _ => Err(SimError::new(
-            405,
-            ApiCode::MethodNotAllowed,
-            format!("{method} is not allowed on {route}"),
-        )),
-    }
-}
-
-/// What the server and volume lists filter and sort on.
-trait Listed {
-    fn id(&self) -> i64;
-    fn name(&self) -> &str;
-    fn created(&self) -> &str;
-    fn labels(&self) -> &Labels;
-    fn status(&self) -> &str;
-}
-
-/// Both records keep these under the same field names.
-macro_rules! listed {
-    ($($t:ty),*) => {$(
-        impl Listed for $t {
-            fn id(&self) -> i64 {
-                self.id
-            }
-            fn name(&self) -> &str {
-                &self.name
-            }
-            fn created(&self) -> &str {
-                &self.created
-            }
-            fn labels(&self) -> &Labels {
-                &self.labels
-            }
-            fn status(&self) -> &str {
-                &self.status
-            }
-        }
-    )*};
-}
-listed!(SimServer, SimVolume);
-
-/// The items matching `name`, `label_selector` and `status`, sorted by `sort`.
-fn select<'a, T: Listed + 'a>(
-    items: impl Iterator<Item = &'a T>,
-    q: &Query,
-) -> Result<Vec<&'a T>, SimError> {
-    let selector = q.selector()?;
-    let statuses = q.all("status");
-    let mut out: Vec<&T> = items
-        .filter(|x| q.get("name").is_none_or(|n| x.name() == n))
-        .filter(|x| selector.as_ref().is_none_or(|sel| sel.matches(x.labels())))
-        .filter(|x| statuses.is_empty() || statuses.contains(&x.status()))
-        .collect();
-    let keys = q.sort(&["id", "name", "created"])?;
-    sort_by(&mut out, &keys, |x, f| match f {
-        "name" => SortKey::Text(x.name().to_string()),
-        "created" => SortKey::Text(x.created().to_string()),
-        _ => SortKey::Int(x.id()),
-    });
-    Ok(out)
-}
-
-fn touches(a: &SimAction, id: i64, kind: &str) -> bool {
-    a.resources.iter().any(|(i, k)| *i == id && k == kind)
-}
-
-fn is_volume_action(a: &SimAction) -> bool {
-    a.resources.iter().any(|(_, k)| k == "volume")
-}
-
-fn actions_list(w: &World, q: &Query, keep: impl Fn(&SimAction) -> bool) -> Outcome {
-    let statuses = q.all("status");
-    if let Some(bad) = statuses
-        .iter()
-        .find(|s| !matches!(**s, "running" | "success" | "error"))
-    {
-        return Err(SimError::invalid_field(
-            "status",
-            format!("'{bad}' is not running, success or error"),
-        ));
-    }
-    let mut items: Vec<_> = w
-        .actions
-        .values()
-        .filter(|a| keep(a))
-        .map(|a| w.render_action(a))
-        .filter(|a| statuses.is_empty() || statuses.contains(&a.status.as_str()))
-        .collect();
-    let keys = q.sort(&["id", "command", "status", "started", "finished"])?;
-    sort_by(&mut items, &keys, |a, f| match f {
-        "command" => SortKey::Text(a.command.clone()),
-        "status" => SortKey::Text(a.status.clone()),
-        "started" => SortKey::Text(a.started.clone()),
-        "finished" => SortKey::Text(a.finished.clone().unwrap_or_default()),
-        _ => SortKey::Int(a.id),
-    });
-    list(q, "actions", items, |a| a)
-}
-
-/// One page of `items`, rendered: only the page's items are rendered, so a
-/// page of a 10,000-volume project costs what a page of a small one does.
 /// A listening socket with `TCP_NODELAY`, which Linux passes on to the
 /// accepted connections: an answer's last segment then leaves at once instead
 /// of waiting for the client's delayed ACK (40 ms per request on keep-alive
@@ -750,43 +448,4 @@ fn listen(addr: &str) -> Result<std::net::TcpListener> {
     })
     .with_context(|| format!("cannot listen on {addr}"))?;
     Ok(socket.into())
-}
-
-fn list<T, R: serde::Serialize>(
-    q: &Query,
-    key: &str,
-    items: Vec<T>,
-    render: impl Fn(T) -> R,
-) -> Outcome {
-    let (page, per_page) = q.page()?;
-    let (items, meta) = paginate(items, page, per_page);
-    let items: Vec<R> = items.into_iter().map(render).collect();
-    Ok((200, Some(json!({ key: items, "meta": meta }))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes() {
-        let cases = [
-            (vec!["volumes"], "/volumes"),
-            (vec!["volumes", "actions"], "/volumes/actions"),
-            (vec!["volumes", "12"], "/volumes/{id}"),
-            (
-                vec!["volumes", "12", "actions", "7"],
-                "/volumes/{id}/actions/{action_id}",
-            ),
-            (
-                vec!["volumes", "12", "actions", "detach"],
-                "/volumes/{id}/actions/detach",
-            ),
-            (vec!["volumes", "12", "actions", "explode"], ""),
-            (vec!["floating_ips"], ""),
-        ];
-        for (segments, want) in cases {
-            assert_eq!(route_of(&segments), want, "{segments:?}");
-        }
-    }
 }

@@ -18,6 +18,7 @@ use crate::hcloud::types::{
     Action, ActionError, ActionResource, Labels, Location, Protection, Volume,
 };
 
+use super::catalog;
 use super::requests::{CreateVolume, Placement, UpdateVolume};
 use super::SimError;
 use crate::clock::rfc3339 as timestamp;
@@ -344,7 +345,7 @@ impl World {
             .private_ip
             .iter()
             .map(
-                |ip| json!({"network": 1, "ip": ip, "alias_ips": [], "mac_address": mac_for(s.id)}),
+                |ip| json!({"network": catalog::NETWORK_ID, "ip": ip, "alias_ips": [], "mac_address": mac_for(s.id)}),
             )
             .collect();
         json!({
@@ -360,12 +361,8 @@ impl World {
                 "firewalls": []
             },
             "private_net": private_net,
-            "server_type": {"id": 1, "name": "cpx22", "description": "CPX22", "category": "regular_purpose",
-                            "cores": 2, "memory": 4.0, "disk": 80, "deprecated": false, "prices": [],
-                            "storage_type": "local", "cpu_type": "shared", "architecture": "x86", "locations": []},
-            "datacenter": {"id": location.id, "name": format!("{}-dc3", location.name),
-                           "description": format!("{} virtual DC 3", location.city), "location": location,
-                           "server_types": {"supported": [1], "available": [1], "available_for_migration": [1]}},
+            "server_type": catalog::server_type(&self.locations),
+            "datacenter": catalog::datacenter(&location),
             "location": location,
             "image": null,
             "iso": null,

@@ -15,7 +15,10 @@ import sys
 
 ENDPOINTS = [
     ("GET", "/actions"), ("GET", "/actions/{id}"),
+    ("GET", "/datacenters"), ("GET", "/datacenters/{id}"),
     ("GET", "/locations"), ("GET", "/locations/{id}"),
+    ("GET", "/networks"), ("GET", "/networks/{id}"),
+    ("GET", "/server_types"), ("GET", "/server_types/{id}"),
     ("GET", "/servers"), ("GET", "/servers/{id}"),
     ("GET", "/volumes"), ("POST", "/volumes"),
     ("GET", "/volumes/actions"), ("GET", "/volumes/actions/{id}"),

@@ -109,3 +109,34 @@ def test_bad_token_is_unauthorized(sim):
         bad.volumes.get_all()
     assert err.value.code == "unauthorized"
     assert all(r["status"] == 401 for r in sim.requests())
+
+
+def test_a_server_can_be_described_with_everything_it_references(client, sim):
+    server = client.servers.get_by_name("builder-01")
+    # The official client follows private_net to the network (GET /networks/1).
+    network = server.private_net[0].network
+    assert network.name == "kbv3-private" and network.ip_range == "10.0.0.0/16"
+    assert server.id in [s.id for s in network.servers]
+    assert [n.id for n in client.networks.get_all()] == [network.id]
+    assert client.networks.get_by_name("kbv3-private").id == network.id
+    assert any(r["route"] == "/networks/{id}" and r["status"] == 200 for r in sim.requests())
+    # Datacenters (one per location; the client marks them deprecated, the
+    # document still serves them) and server types.
+    with pytest.warns(DeprecationWarning):
+        dcs = client.datacenters
+    datacenters = dcs.get_all()
+    here = [d for d in datacenters if d.location.name == server.location.name]
+    assert len(here) == 1 and dcs.get_by_name(here[0].name).id == here[0].id
+    assert dcs.get_by_id(here[0].id).location.id == server.location.id
+    types = client.server_types.get_all()
+    assert [t.name for t in types] == [server.server_type.name]
+    assert {p["location"] for p in client.server_types.get_by_id(server.server_type.id).prices} == \
+        {d.location.name for d in datacenters}
+    # What does not exist is 404, as the API answers it.
+    for missing in (lambda: client.networks.get_by_id(2), lambda: client.server_types.get_by_id(99),
+                    lambda: dcs.get_by_id(999)):
+        with pytest.raises(APIException) as err:
+            missing()
+        assert err.value.code == "not_found"
+    # Read-only: a write is refused as the API refuses an unknown method.
+    assert all(r["method"] == "GET" for r in sim.requests())
