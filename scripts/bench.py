@@ -18,8 +18,19 @@
    run succeeds. Wall time and requests per host of each run, reruns needed,
    and whether any server ever had a legacy volume and its new volume at once.
 5. PH3-02 on a generated 1,000-server fleet: what its journal holds.
+6. PH3-02 sliced as AWX slices a job (`slices`; `--servers N`, `--slices N`,
+   `--orphans awx|none|every`): a generated 1,000-server fleet, one
+   simulator (3,600 requests/hour, 1 s actions), PH3-01 once, then 4
+   concurrent PH3-02 runs over disjoint striped `--limit @file`s with one
+   code and one state directory, next to one run over all hosts measured
+   the same way; each followed by a check of the API state against the plan
+   and a no-op PH3-02 over all hosts. Wall time, requests per host, 429s,
+   `locked` failures, and which run deleted the orphans (the pseudo-host
+   kbv3-orphan-volumes).
 """
+import argparse
 import collections
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -59,10 +70,15 @@ def env(sim, **extra):
     return e
 
 
-def timed(cmd, **kw):
+def run_timed(cmd, **kw):
+    """Runs `cmd`; returns its wall time and the finished process, whatever its exit code."""
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    took = time.perf_counter() - t0
+    return time.perf_counter() - t0, proc
+
+
+def timed(cmd, **kw):
+    took, proc = run_timed(cmd, **kw)
     if proc.returncode != 0:
         sys.exit(f"benchmark command failed: {cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return took, proc
@@ -250,6 +266,199 @@ def bench_journal(tmp, servers=1000):
     sim.stop()
 
 
+ORPHAN_HOST = "kbv3-orphan-volumes"
+API_TASK = API_TASKS["kbv3_volumes"][0]
+
+
+def inventory_hosts(e, base):
+    """Every host of the inventory PH3-02 runs on, sorted by name: the list
+    AWX slices (the orphans' pseudo-host is a host like the others)."""
+    sources = base[1:]  # the -i options of the ansible-playbook command
+    _, proc = timed([str(VENV / "ansible-inventory"), *sources, "--list"], env=e, cwd=ROOT)
+    inv = json.loads(proc.stdout)
+    hosts = set(inv.get("_meta", {}).get("hostvars", {}))
+    for name, group in inv.items():
+        if name != "_meta":
+            hosts.update(group.get("hosts", []))
+    return sorted(hosts)
+
+
+def ph3_02_json(tmp, e, base, code, *extra):
+    """PH3-02 with the json stdout callback and the task timer: wall time,
+    exit code, the kbv3_volumes task's result and the API stage's seconds."""
+    timer = pathlib.Path(tmp) / f"timer-{time.monotonic_ns()}.json"
+    took, proc = run_timed(base + ["playbooks/ph3-02.yml", "-e", f"kbv3_confirm_destroy={code}", *extra],
+                           env=dict(e, ANSIBLE_STDOUT_CALLBACK="json", KBV3_TIMER_FILE=str(timer), **TIMER), cwd=ROOT)
+    api, seconds = {}, None
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:
+        doc = {}
+    for play in doc.get("plays", []):
+        for task in play.get("tasks", []):
+            if task["task"]["name"].startswith(API_TASK):
+                api = next((r for r in task["hosts"].values() if "api_requests" in r or "failure" in r), api)
+    if timer.exists():
+        seconds = sum(s for name, s in json.loads(timer.read_text()) if name.startswith(API_TASKS["kbv3_volumes"]))
+    return {"rc": proc.returncode, "seconds": took, "api_seconds": seconds, "api": api,
+            "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+def failure_codes(api):
+    """The kbv3_volumes task's failure code and its hosts' ones, with how often."""
+    codes = collections.Counter(h["failure"]["code"] for h in api.get("hosts", {}).values()
+                                if isinstance(h.get("failure"), dict) and "code" in h["failure"])
+    if isinstance(api.get("failure"), dict):
+        codes[f"task: {api['failure'].get('code')}"] += 1
+    return dict(codes)
+
+
+def final_state(sim, fleet):
+    """What the API shows after the runs, against the plan and the diff:
+    servers without their kbv3 volume attached (at its planned size), and
+    the legacy volumes of the diff that still exist (attached, unattached)."""
+    from hcloud import Client
+    c = Client(token=TOKEN, api_endpoint=sim.endpoint)
+    plan = {v["hostname"]: v for v in json.loads((fleet / "volume_plan_v3.json").read_text())["volumes"]}
+    diff = json.loads((fleet / "volume_diff_v3.json").read_text())
+    names = {s.id: s.name for s in c.servers.get_all()}
+    volumes = c.volumes.get_all()
+    by_name = {v.name: v for v in volumes}
+    missing = []
+    for host, want in sorted(plan.items()):
+        v = by_name.get(want["volume_name"])
+        if v is None or v.server is None or names.get(v.server.id) != host or v.size != want["size_gb"]:
+            missing.append(host)
+    legacy = {v["id"] for v in diff["volumes_to_delete"]}
+    left = [v for v in volumes if v.id in legacy]
+    return {"missing": missing, "legacy_attached": sum(v.server is not None for v in left),
+            "legacy_unattached": sum(v.server is None for v in left)}
+
+
+def journal_deletions(fleet):
+    """Per run id of the journal: deletions done, and how many of them were orphans."""
+    out, intents = collections.defaultdict(collections.Counter), {}
+    path = fleet / "ph3_02_journal.jsonl"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        j = json.loads(line)
+        if j["event"] == "intent" and j["op"] == "delete":
+            intents[(j["run"], j["seq"])] = j["host"]
+        elif j["event"] == "outcome" and (j["run"], j["seq"]) in intents:
+            whose = "orphans" if intents[(j["run"], j["seq"])] == ORPHAN_HOST else "hosts'"
+            out[j["run"]][f"{whose} {j['result']}"] += 1
+    return out
+
+
+def sliced_runs(tmp, servers, n, orphans):
+    """A fresh fleet and simulator (3,600 requests/hour, 1 s actions),
+    PH3-01, then PH3-02 as `n` concurrent runs over striped `--limit @file`s
+    (no --limit when n is 1), one code, one state directory; then the final
+    API state, and one more PH3-02 over all hosts (a no-op once the runs
+    converged). Returns what was measured."""
+    fleet = fleet_files(tmp, servers)
+    sim = Sim(tmp, "--action-ms", "1000", "--rate-limit", "3600", seed=fleet / "hcloud-sim-seed.json")
+    try:
+        e, base, code = ph3_01(tmp, fleet, sim)
+        hosts = inventory_hosts(e, base)
+        striped = hosts if orphans == "awx" else [h for h in hosts if h != ORPHAN_HOST]
+        slices = [striped[k::n] for k in range(n)]
+        limits = []
+        for k, mine in enumerate(slices, 1):
+            f = pathlib.Path(tmp) / f"slice{k}-of-{n}-{time.monotonic_ns()}.limit"
+            f.write_text("\n".join(mine + (["kbv3_orphans"] if orphans == "every" else [])) + "\n")
+            limits.append(["--limit", f"@{f}"] if n > 1 else [])
+        before = len(sim.requests())
+        load = os.getloadavg()
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            runs = list(pool.map(lambda limit: ph3_02_json(tmp, e, base, code, *limit), limits))
+        overall = time.perf_counter() - t0
+        load = (load, os.getloadavg())
+        log = sim.requests()[before:]
+        state = final_state(sim, fleet)
+        noop_before = len(sim.requests())
+        noop = ph3_02_json(tmp, e, base, code)
+        noop_log = sim.requests()[noop_before:]
+        return {"n": n, "slices": slices if n > 1 else [hosts], "runs": runs, "overall": overall, "load": load,
+                "log": log, "state": state, "noop": noop, "noop_requests": len(noop_log),
+                "deletions": journal_deletions(fleet)}
+    finally:
+        sim.stop()
+
+
+def bench_slices(tmp, servers=1000, n=4, orphans="awx"):
+    """AWX-style job slicing of PH3-02 (README 'Running from AWX / AAP'): AWX
+    stripes the inventory's hosts sorted by name, slice k of n taking hosts
+    k, k+n, k+2n, ...; here n concurrent ansible-playbook runs over those
+    hosts as disjoint `--limit @file`s, next to one run over all hosts, each
+    on a fresh simulator. `orphans` says where the pseudo-host
+    kbv3-orphan-volumes goes: "awx" striped with the others, as AWX does;
+    "none" the slices take the fleet servers only (as with a template limit
+    of `kbv3`); "every" each slice's limit also names kbv3_orphans.
+    Returns whether the slices converged."""
+    one, many = sliced_runs(tmp, servers, 1, orphans), sliced_runs(tmp, servers, n, orphans)
+    print(f"PH3-02, {servers:,} servers, one simulator each at 3,600 requests/hour with 1 s actions: one run over "
+          f"all hosts, then {n} concurrent slices over disjoint --limit @file (the inventory's hosts sorted by name, "
+          f"striped), one code and one state dir; orphans: {orphans}")
+    print(f"{'run':12} {'servers':>7} {'rc':>3} {'wall s':>7} {'API s':>6} {'requests':>8} {'req/host':>8} "
+          f"{'429s':>5} {'retries':>7} {'deleted':>7} {'created':>7}  failure codes")
+
+    def row(label, mine, run, log=None, orphans_named=False):
+        api = run["api"]
+        reqs = sum(api.get("api_requests", {}).get("requests", {}).values())
+        nserv = sum(h != ORPHAN_HOST for h in mine)
+        tot = api.get("totals", {})
+        api_s = f"{run['api_seconds']:6.1f}" if run["api_seconds"] is not None else f"{'?':>6}"
+        too_many = f"{sum(r['status'] == 429 for r in log):5}" if log is not None else f"{'-':>5}"
+        print(f"{label:12} {nserv:>7} {run['rc']:>3} {run['seconds']:7.1f} {api_s} {reqs:8} {reqs / max(nserv, 1):8.2f} "
+              f"{too_many} {api.get('api_requests', {}).get('retries', 0):7} {tot.get('deleted', 0):7} "
+              f"{tot.get('created', 0):7}  {failure_codes(api) or 'none'}"
+              f"{'  (has ' + ORPHAN_HOST + ')' if ORPHAN_HOST in mine or orphans_named else ''}")
+
+    row("single", one["slices"][0], one["runs"][0], one["log"])
+    for k, (mine, run) in enumerate(zip(many["slices"], many["runs"]), 1):
+        row(f"slice {k}/{n}", mine, run, orphans_named=orphans == "every")
+    runs, log = many["runs"], many["log"]
+    reported = sum(sum(r["api"].get("api_requests", {}).get("requests", {}).values()) for r in runs)
+    print(f"{'all slices':12} {servers:>7} {max(r['rc'] for r in runs):>3} {many['overall']:7.1f} {'':>6} {len(log):8} "
+          f"{len(log) / servers:8.2f} {sum(r['status'] == 429 for r in log):5} "
+          f"{sum(r['api'].get('api_requests', {}).get('retries', 0) for r in runs):7} "
+          f"{sum(r['api'].get('totals', {}).get('deleted', 0) for r in runs):7} "
+          f"{sum(r['api'].get('totals', {}).get('created', 0) for r in runs):7}  "
+          f"(as the modules counted them: {reported} requests)")
+    print("requests per host: the run's requests over its fleet servers (the orphans' pseudo-host not counted); "
+          "429s: the simulator's count (it cannot tell the slices apart); retries: each module's own (429s waited "
+          "out, and any retried conflict or lock)")
+    converged = {}
+    for label, m in (("single", one), (f"{n} slices", many)):
+        st, noop = m["state"], m["noop"]
+        ntot = noop["api"].get("totals", {})
+        changes = {k: ntot.get(k, 0) for k in ("created", "fixed", "deleted") if ntot.get(k, 0)}
+        run_ids = {r["api"].get("run_id"): (f"slice {k}" if m["n"] > 1 else "the run") for k, r in enumerate(m["runs"], 1)}
+        run_ids[noop["api"].get("run_id")] = "no-op run"
+        converged[label] = (all(r["rc"] == 0 for r in m["runs"]) and not st["missing"] and not st["legacy_attached"]
+                            and not st["legacy_unattached"] and noop["rc"] == 0 and not changes)
+        locked = [k for k, r in enumerate(m["runs"], 1) if any("locked" in c for c in failure_codes(r["api"]))]
+        (l0, l1) = m["load"]
+        print(f"{label}: load average {l0[0]:.2f} {l0[1]:.2f} {l0[2]:.2f} at the start, {l1[0]:.2f} {l1[1]:.2f} {l1[2]:.2f} "
+              f"at the end (2 cores, shared); statuses {dict(collections.Counter(r['status'] for r in m['log']))}; "
+              f"runs with failure.code locked: {locked or 'none'}")
+        print(f"  afterwards: {len(st['missing'])} servers without their kbv3 volume"
+              f"{' ' + str(st['missing'][:5]) if st['missing'] else ''}, {st['legacy_attached']} legacy volumes still "
+              f"attached, {st['legacy_unattached']} unattached legacy volumes (orphans) left")
+        print(f"  then one PH3-02 over all hosts (a no-op once converged): rc {noop['rc']}, {noop['seconds']:.1f} s, {m['noop_requests']} requests, "
+              f"changes {changes or 'none'}, failure codes {failure_codes(noop['api']) or 'none'}")
+        print("  deletions in the journal, by run: " + "; ".join(
+            f"{run_ids.get(rid, rid)}: {dict(c)}" for rid, c in m["deletions"].items()))
+        for k, r in enumerate(m["runs"], 1):
+            if r["rc"] != 0:
+                why = r["api"].get("failure") or r["api"].get("msg") or (r["stderr"] or r["stdout"])[-1500:]
+                print(f"  run {k} failed (rc {r['rc']}): {why}")
+        print(f"  converged (every run rc 0, the API state as planned, the no-op run changes nothing): "
+              f"{'yes' if converged[label] else 'NO'}")
+    return converged[f"{n} slices"]
+
+
 def bench_fleet_sizes():
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,8 +471,24 @@ def bench_fleet_sizes():
     return rows
 
 
+PARTS = ("inventory", "module", "faults", "journal", "fleet", "slices")
+
+
 def main():
-    only = set(sys.argv[1:])  # e.g. `make bench ARGS=faults`; all parts by default
+    # e.g. `make bench ARGS=faults`, `make bench ARGS="slices --servers 100"`; all parts by default
+    p = argparse.ArgumentParser(description="kbv3 benchmarks (not tests)")
+    p.add_argument("parts", nargs="*", metavar="PART", help=f"any of {', '.join(PARTS)}; all by default")
+    p.add_argument("--servers", type=int, default=1000, help="slices: servers of the generated fleet (default 1,000)")
+    p.add_argument("--slices", type=int, default=4, help="slices: concurrent PH3-02 runs (default 4)")
+    p.add_argument("--orphans", choices=("awx", "none", "every"), default="awx",
+                   help="slices: the orphans' pseudo-host striped with the other hosts as AWX does (awx), "
+                        "in no slice (none), or added to every slice's limit (every)")
+    a = p.parse_args()
+    only = set(a.parts)
+    if only - set(PARTS):
+        p.error(f"unknown part {', '.join(sorted(only - set(PARTS)))}; parts: {', '.join(PARTS)}")
+    if a.servers < 1 or not 1 <= a.slices <= a.servers:
+        p.error("--servers must be at least 1, --slices between 1 and --servers")
     with tempfile.TemporaryDirectory() as tmp:
         if not only or "inventory" in only:
             bench_inventory(tmp)
@@ -275,6 +500,10 @@ def main():
             bench_journal(tmp)
     if not only or "fleet" in only:
         bench_fleet_sizes()
+    if not only or "slices" in only:
+        with tempfile.TemporaryDirectory() as tmp:
+            if not bench_slices(tmp, a.servers, a.slices, a.orphans) and a.orphans == "awx":
+                sys.exit("the sliced PH3-02 runs did not converge")
 
 
 if __name__ == "__main__":
