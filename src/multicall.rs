@@ -25,8 +25,10 @@ pub enum Tool {
 
 impl Tool {
     /// The tool a program or module name means: the repository's names, the
-    /// collection's short names, and FQCNs (`kbv3.hcloud.volumes`).
+    /// collection's short names, FQCNs (`kbv3.hcloud.volumes`), and the
+    /// names Ansible gives a module it copies (`AnsiballZ_kbv3_volumes`).
     pub fn named(name: &str) -> Option<Tool> {
+        let name = name.strip_prefix("AnsiballZ_").unwrap_or(name);
         let short = match name.rsplit_once('.') {
             Some(("kbv3.hcloud", short)) => short,
             Some(_) => return None,
@@ -109,6 +111,8 @@ mod tests {
             ("kbv3_volumes", Some(Tool::Volumes)),
             ("kbv3.hcloud.volumes", Some(Tool::Volumes)),
             ("kbv3_inventory", Some(Tool::Inventory)),
+            ("AnsiballZ_kbv3_volumes", Some(Tool::Volumes)),
+            ("AnsiballZ_volume", Some(Tool::Volume)),
             ("inventory", Some(Tool::Inventory)),
             ("kbv3", None),
             ("hetzner.hcloud.volume", None),

@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 
 use super::diff::{self, LegacySelector, STRATEGY};
 use super::paths::{self, FleetPaths, Playbook};
-use super::plan::{self, Plan};
+use super::plan::Plan;
 use super::reviewed::{self, confirmation_code};
 use super::snapshot::{self, Snapshot};
-use super::{inventory, report, rules, servers};
+use super::{inventory, report};
 use crate::clock::{now_ms, rfc3339};
 use crate::fsutil::{json_bytes, write_atomic, write_json_atomic};
 use crate::hcloud::{Client, Config, Environment};
@@ -128,7 +128,7 @@ pub fn run(cli: Cli, env: &Environment) -> Result<()> {
             Ok(())
         }
         Some(Command::Plan { output, json }) => {
-            let plan = load_plan_from_fleet(&paths)?;
+            let plan = super::load_plan(&paths)?;
             let out = output.unwrap_or(paths.plan);
             write_json_atomic(&out, &plan)?;
             report(json, &plan, &format!("{}wrote {}", plan.summary(), out.display()))
@@ -180,7 +180,7 @@ pub fn run(cli: Cli, env: &Environment) -> Result<()> {
 /// that does not hold together, or was made for another fleet, is refused
 /// as a whole, so no playbook can act on it.
 fn list(paths: &FleetPaths) -> Result<Value> {
-    let plan = load_plan_from_fleet(paths)?;
+    let plan = super::load_plan(paths)?;
     let reviewed = if paths.diff.exists() {
         let r = reviewed::load(&paths.diff).map_err(|e| anyhow!("{e}"))?;
         diff::validate(&r.diff, &plan).map_err(|problems| {
@@ -189,8 +189,8 @@ fn list(paths: &FleetPaths) -> Result<Value> {
                  Refresh it with PH3-01 and review it again. While this file is refused the inventory \
                  does not load, so run PH3-01 with `ansible-playbook -i localhost, {}`.",
                 paths.diff.display(),
-                Playbook::Ph3_01.run_as(),
-                problems.join("\n  - ")
+                problems.join("\n  - "),
+                Playbook::Ph3_01.run_as()
             )
         })?;
         Some(r)
@@ -213,12 +213,6 @@ fn invoked_as() -> Option<PathBuf> {
     } else {
         std::env::current_exe().ok()
     }
-}
-
-fn load_plan_from_fleet(paths: &FleetPaths) -> Result<Plan> {
-    let rules = rules::load(&paths.rules)?;
-    let hosts = servers::load(&paths.servers, &rules)?;
-    Ok(plan::build(&hosts, &rules))
 }
 
 fn take_snapshot(env: &Environment) -> Result<Snapshot> {

@@ -23,3 +23,10 @@ pub mod rules;
 pub mod servers;
 pub mod snapshot;
 pub mod table;
+
+/// The plan of the fleet files at `paths`: every server's target volume.
+pub fn load_plan(paths: &paths::FleetPaths) -> anyhow::Result<plan::Plan> {
+    let rules = rules::load(&paths.rules)?;
+    let hosts = servers::load(&paths.servers, &rules)?;
+    Ok(plan::build(&hosts, &rules))
+}

@@ -24,11 +24,20 @@ pub struct FleetPaths {
 
 /// The paths, from the environment or the executable's location.
 pub fn resolve() -> FleetPaths {
-    let var = |name: &str| {
+    resolve_with(|name| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
-    };
+    })
+}
+
+/// The paths the inventory published in `kbv3_fleet.env` (the same
+/// `KBV3_*` variables), so that a module reads the files the inventory read.
+pub fn from_vars(vars: &std::collections::BTreeMap<String, String>) -> FleetPaths {
+    resolve_with(|name| vars.get(name).filter(|v| !v.is_empty()).map(PathBuf::from))
+}
+
+fn resolve_with(var: impl Fn(&str) -> Option<PathBuf>) -> FleetPaths {
     let dir = var("KBV3_FLEET_DIR").unwrap_or_else(|| {
         let exe = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
         exe.as_deref()

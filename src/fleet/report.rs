@@ -96,34 +96,61 @@ pub struct Totals {
     pub unknown: usize,
 }
 
-/// The run's facts the host side adds (from `kbv3_inventory report`).
-#[derive(Debug, Deserialize)]
+/// What PH3-02 knows once its host side ran (`kbv3_inventory report
+/// --host-side`): the hosts of the batch, the API stage's per-host result
+/// (each volume's device), the inventory's mountpoints and the failures.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSideFacts {
     pub run: String,
-    /// host → what the host side did.
-    pub hosts: BTreeMap<String, HostSide>,
+    pub hosts: Vec<String>,
+    /// The `hosts` of the API stage's result.
+    #[serde(default)]
+    pub api: BTreeMap<String, ApiHost>,
+    /// Put before every mountpoint (`kbv3_mount_prefix`).
+    #[serde(default)]
+    pub mount_prefix: String,
+    /// host → its mountpoint in the inventory (`kbv3_mountpoint`).
+    #[serde(default)]
+    pub mountpoints: BTreeMap<String, Option<String>>,
+    /// host → why it failed.
+    #[serde(default)]
+    pub failed: BTreeMap<String, String>,
 }
 
-/// One host's host side.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostSide {
-    pub device: Option<String>,
-    pub mountpoint: Option<String>,
-    pub failed: Option<String>,
+/// A host's entry of the API stage's result, as far as the report reads it.
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiHost {
+    #[serde(default)]
+    pub volume: Option<ApiVolume>,
 }
 
-/// Appends the host side's facts to the journal.
+/// The volume of a host's entry.
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiVolume {
+    #[serde(default)]
+    pub linux_device: Option<String>,
+}
+
+/// Appends the host side's facts to the journal, one line per host.
 pub fn record_host_side(dir: &Path, facts: &HostSideFacts) -> Result<(), String> {
     let lines = facts
         .hosts
         .iter()
-        .map(|(host, h)| Event::HostSide {
+        .map(|host| Event::HostSide {
             host: host.clone(),
-            device: h.device.clone(),
-            mountpoint: h.mountpoint.clone(),
-            failed: h.failed.clone(),
+            device: facts
+                .api
+                .get(host)
+                .and_then(|h| h.volume.as_ref())
+                .and_then(|v| v.linux_device.clone()),
+            mountpoint: facts
+                .mountpoints
+                .get(host)
+                .cloned()
+                .flatten()
+                .map(|m| format!("{}{m}", facts.mount_prefix)),
+            failed: facts.failed.get(host).cloned(),
         })
         .collect();
     journal::Journal::open(dir, &facts.run)?.write_all(lines)
@@ -453,15 +480,19 @@ mod tests {
             dir.path(),
             &HostSideFacts {
                 run: "run-2".into(),
-                hosts: [(
+                hosts: vec!["db-01".into()],
+                api: [(
                     "db-01".to_string(),
-                    HostSide {
-                        device: Some("/dev/x".into()),
-                        mountpoint: Some("/data/db".into()),
-                        failed: None,
+                    ApiHost {
+                        volume: Some(ApiVolume {
+                            linux_device: Some("/dev/x".into()),
+                        }),
                     },
                 )]
                 .into(),
+                mount_prefix: "/srv".into(),
+                mountpoints: [("db-01".to_string(), Some("/data/db".into()))].into(),
+                ..HostSideFacts::default()
             },
         )
         .unwrap();
@@ -488,7 +519,7 @@ mod tests {
         let created = two.hosts["db-01"].created.as_ref().unwrap();
         assert_eq!(
             (created.id, created.mountpoint.as_deref()),
-            (Some(50), Some("/data/db"))
+            (Some(50), Some("/srv/data/db"))
         );
         let md = std::fs::read_to_string(md_path).unwrap();
         assert!(

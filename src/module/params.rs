@@ -31,7 +31,7 @@ pub enum State {
 }
 
 /// Filesystem Hetzner creates on a new volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Ext4,

@@ -702,6 +702,14 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("name old-name expected, found dup"));
+        // Each host's check: its entry cut to what its own tasks read.
+        let checks = &r["checks"];
+        assert_eq!(
+            checks["web-01"]["volume"],
+            json!({"server_name": "web-01", "size": 20, "linux_device": web["volume"]["linux_device"]})
+        );
+        assert_eq!(checks["db-01"]["stale"], json!([stale["stale"][0]["msg"]]));
+        assert_eq!(checks["ghost"]["failed"], json!(true));
         let t = &r["totals"];
         assert_eq!(
             (

@@ -9,10 +9,12 @@
 //! ([`crate::reconcile`]).
 
 pub mod converge;
+pub mod fleet;
 pub mod index;
 pub mod params;
 pub mod pool;
 pub mod results;
+pub mod summary;
 
 use std::path::PathBuf;
 
@@ -44,6 +46,9 @@ pub fn run(args: &Value, env: &Environment) -> Value {
     let fail = |inv: &Invocation<VolumesParams>, r: Refusal| {
         refused(&inv.module_args, inv.settings, r.code, r.msg)
     };
+    if let Err(msg) = fleet::expand(&mut inv.params, &mut inv.warnings) {
+        return fail(&inv, Refusal::new(Code::InvalidArgument, msg));
+    }
     let mut entries = match params::entries(&inv.params, &mut inv.warnings) {
         Ok(e) => e,
         Err(msg) => return fail(&inv, Refusal::new(Code::InvalidArgument, msg)),
@@ -70,6 +75,10 @@ pub fn run(args: &Value, env: &Environment) -> Value {
     };
     let mut result = execute(&client, &inv, &entries, diff.as_ref());
     result["api_requests"] = json!(client.stats());
+    if result["failed"] != true {
+        let left_alone = diff.as_ref().map_or(0, |d| d.diff.volumes_left_alone.len());
+        result["summary"] = json!(summary::lines(&result, inv.settings.check_mode, left_alone));
+    }
     result
 }
 

@@ -2,8 +2,12 @@
 //! [`Entry`] per desired volume and per guarded deletion, each carrying the
 //! `kbv3_volume` options ([`Params`]) the shared planner takes.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::fleet::FleetVars;
 
 use crate::hcloud::types::Labels;
 use crate::module::params::{
@@ -101,6 +105,21 @@ pub struct VolumesParams {
     /// API endpoint; default HCLOUD_ENDPOINT, else https://api.hetzner.cloud/v1.
     #[serde(default, deserialize_with = "opt_string")]
     pub api_endpoint: Option<String>,
+    /// The hosts of the play (`ansible_play_batch`): with `fleet`, their
+    /// volumes and deletions come from the fleet files and the reviewed diff,
+    /// instead of `volumes` and `deletions`.
+    #[serde(default)]
+    pub hosts: Option<Vec<String>>,
+    /// With `hosts`: the inventory's `kbv3_fleet` (where the fleet files are).
+    #[serde(default)]
+    pub fleet: Option<FleetVars>,
+    /// With `hosts`: the filesystem Hetzner makes on each host's new volume
+    /// (host → ext4 or xfs; a host not named gets none).
+    #[serde(default)]
+    pub formats: BTreeMap<String, Option<Format>>,
+    /// With `hosts`: the labels of every volume (`role_v3` is added).
+    #[serde(default, deserialize_with = "labels")]
+    pub labels: Option<Labels>,
 }
 
 fn default_concurrency() -> i64 {

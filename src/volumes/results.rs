@@ -26,7 +26,26 @@ pub fn build(entries: &[Entry], outcomes: &[Outcome], check_mode: bool, diff: bo
         .map(|(h, vs)| (h, host_result(&vs)))
         .collect();
     let totals = totals(&volumes, &hosts);
-    json!({ "volumes": volumes, "hosts": hosts, "totals": totals })
+    let checks: serde_json::Map<String, Value> =
+        hosts.iter().map(|(h, r)| (h.clone(), check(r))).collect();
+    json!({ "volumes": volumes, "hosts": hosts, "checks": checks, "totals": totals })
+}
+
+/// A host's entry cut to what its own tasks read (failed, stale, msg, and its
+/// volume's server, size and device): PH3-02 keeps these apart, since Ansible
+/// pays for the size of a variable each time a host's task touches it.
+fn check(host: &Value) -> Value {
+    let v = &host["volume"];
+    let volume = (!v.is_null()).then(|| {
+        json!({ "server_name": v["server_name"], "size": v["size"], "linux_device": v["linux_device"] })
+    });
+    let stale: Vec<&Value> = host["stale"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| &s["msg"])
+        .collect();
+    json!({ "failed": host["failed"], "stale": stale, "msg": host["msg"], "volume": volume })
 }
 
 fn str_of(v: &Value, key: &str) -> String {

@@ -206,6 +206,8 @@ def test_overlapping_runs_exclude_each_other_and_disjoint_runs_proceed(small):
     assert two.returncode != 0
     assert "host crm-01 is locked by run" in two.stdout and "another PH3-02 run is changing it" in two.stdout
     assert mutating(sim, before) == []
+    # Every host the refused run selected is counted as not done, not only the first.
+    assert "failed hosts: 2 (crm-01, redis-01)" in summary(two.stdout), summary(two.stdout)
     # Run 3 is disjoint: it finishes while run 1 is still held.
     three = fleet.playbook("ph3-02.yml", "--limit", "redis-02:minio-01", *confirmed(fleet))
     assert three.returncode == 0, three.stdout[-3000:]
@@ -230,7 +232,7 @@ def test_concurrent_report_writers_lose_nothing(small):
     inventory = str(ROOT / "inventory" / "kbv3_inventory")
 
     def write(i):
-        facts = {"run": run_id, "hosts": {f"extra-{i:02}": {"device": None, "mountpoint": f"/data/{i}", "failed": None}}}
+        facts = {"run": run_id, "hosts": [f"extra-{i:02}"], "mountpoints": {f"extra-{i:02}": f"/data/{i}"}}
         return subprocess.run([inventory, "report", "--dir", str(fleet.fleet), "--host-side"], input=json.dumps(facts),
                               capture_output=True, text=True, timeout=60)
 
