@@ -49,7 +49,7 @@ lint: setup
 demo: setup build
 	./scripts/demo.sh
 
-## bench: timings that stay out of `make test` (one part: make bench ARGS="faults"; parts: inventory module faults journal fleet)
+## bench: timings that stay out of `make test` (one part: make bench ARGS="faults"; parts: inventory module faults journal fleet slices)
 bench: setup build
 	./scripts/bench.sh $(ARGS)
 

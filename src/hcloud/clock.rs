@@ -1,4 +1,4 @@
-//! Time for the client: what "now" is and how to wait. Injected so that
+//! Time for the client: what "now" is (an instant, and wall time) and how to wait. Injected so that
 //! retry and rate-limit tests can record the waits instead of sleeping them.
 
 use std::fmt::Debug;
@@ -10,6 +10,10 @@ pub trait Clock: Send + Sync + Debug {
     fn now(&self) -> Instant;
     /// Waits for `d`.
     fn sleep(&self, d: Duration);
+    /// Wall time in milliseconds since the epoch (what `RateLimit-Reset` counts from).
+    fn wall_ms(&self) -> u64 {
+        crate::clock::now_ms()
+    }
 }
 
 /// The real clock.

@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use super::client::Token;
-use super::policy::INSECURE_ENV;
+use super::policy::{Token, INSECURE_ENV};
 
 /// The environment's API settings.
 #[derive(Debug, Clone, Default)]

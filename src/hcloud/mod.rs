@@ -1,6 +1,6 @@
 //! The Hetzner Cloud API, volume subset: models ([`types`]), error codes
 //! ([`code`]), errors ([`error`]), retry and polling delays ([`backoff`]), the blocking HTTP
-//! client ([`client`]) with its [`clock`], what it refuses to do with the
+//! client ([`client`], one file per job) configured by [`config`], with its [`clock`], what it refuses to do with the
 //! token ([`policy`]), the settings the binaries read ([`environment`]), and
 //! the API's naming and label rules ([`rules`]), which the simulator enforces
 //! and the module checks before sending anything.
@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod client;
 pub mod clock;
 pub mod code;
+pub mod config;
 pub mod environment;
 pub mod error;
 pub mod policy;
@@ -16,7 +17,8 @@ pub mod rules;
 pub mod selector;
 pub mod types;
 
-pub use client::{Client, Config, VolumeFilter, Waited};
+pub use client::{Client, VolumeFilter, Waited};
 pub use code::ApiCode;
+pub use config::Config;
 pub use environment::Environment;
 pub use error::{ApiError, Error};

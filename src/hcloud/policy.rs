@@ -3,6 +3,7 @@
 //! anything it says.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::net::IpAddr;
 
 use regex::Regex;
@@ -10,6 +11,27 @@ use reqwest::header::HeaderValue;
 use reqwest::Url;
 
 use super::error::Error;
+
+/// An API token. It never shows in `Debug` or `Display` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Token(token.into())
+    }
+    /// The token itself, for the `Authorization` header and the redactor only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
 
 /// The environment variable that allows `http://` to hosts other than this machine.
 pub const INSECURE_ENV: &str = "KBV3_ALLOW_INSECURE_HTTP";

@@ -81,13 +81,33 @@ pub struct ActionError {
     pub message: String,
 }
 
+/// Where an action is: the API's three statuses, shared by the client and
+/// the simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    Running,
+    Success,
+    Error,
+}
+
+impl ActionStatus {
+    /// The API's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionStatus::Running => "running",
+            ActionStatus::Success => "success",
+            ActionStatus::Error => "error",
+        }
+    }
+}
+
 /// An asynchronous action (`create_volume`, `attach_volume`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     pub id: i64,
     pub command: String,
-    /// `running`, `success` or `error`.
-    pub status: String,
+    pub status: ActionStatus,
     pub progress: i32,
     pub started: String,
     pub finished: Option<String>,
@@ -98,7 +118,7 @@ pub struct Action {
 impl Action {
     /// True while the action has not finished.
     pub fn is_running(&self) -> bool {
-        self.status == "running"
+        self.status == ActionStatus::Running
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::hcloud::types::{Action, Volume};
+use crate::hcloud::types::{Action, ActionStatus, Volume};
 use crate::hcloud::{ApiCode, Client, Error};
 use crate::reconcile::journal::{Event, Fate, Intent, Journal, Op};
 
@@ -185,7 +185,7 @@ pub fn touched_server(a: &Action) -> Option<i64> {
 pub fn journal_finished(ctx: &Ctx, pending: &[Pending], finished: &[Action]) {
     for p in pending {
         if let Some(a) = finished.iter().find(|a| a.id == p.action.id) {
-            let (fate, detail) = if a.status == "error" {
+            let (fate, detail) = if a.status == ActionStatus::Error {
                 let why = a.error.as_ref().map_or("the action failed", |e| &e.message);
                 (Fate::Failed, Some(why.to_string()))
             } else {
@@ -201,7 +201,11 @@ fn settle(ctx: &Ctx, pending: &[Pending]) -> Result<(), Error> {
     let actions: Vec<Action> = pending.iter().map(|p| p.action.clone()).collect();
     let waited = ctx.client.wait_all(&actions, Duration::MAX)?;
     journal_finished(ctx, pending, &waited.finished);
-    if let Some(failed) = waited.finished.iter().find(|a| a.status == "error") {
+    if let Some(failed) = waited
+        .finished
+        .iter()
+        .find(|a| a.status == ActionStatus::Error)
+    {
         return Err(ctx.client.action_error(failed));
     }
     if !waited.running.is_empty() {
@@ -595,7 +599,7 @@ fn last_detach(client: &Client, id: i64) -> Result<Option<i64>, Error> {
     let actions = client.actions_of_volume(id)?;
     Ok(actions
         .iter()
-        .filter(|a| a.command == "detach_volume" && a.status == "success")
+        .filter(|a| a.command == "detach_volume" && a.status == ActionStatus::Success)
         .max_by_key(|a| a.id)
         .and_then(touched_server))
 }

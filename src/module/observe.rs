@@ -8,39 +8,13 @@
 //! for `detached`/`absent` an `id` and a `name` given together must name the
 //! same volume.
 
-use crate::hcloud::types::{Server, Volume};
-use crate::hcloud::{Client, Error};
+use crate::hcloud::types::Volume;
+use crate::hcloud::Error;
+pub use crate::reconcile::source::Source;
 
 use super::failure::{Code, Refusal};
 use super::params::{Params, State};
 use super::plan::{Observed, ServerRef, TargetServer};
-
-/// Where volumes and servers are looked up.
-pub trait Source {
-    /// The volume with this id, or `None`.
-    fn volume(&self, id: i64) -> Result<Option<Volume>, Error>;
-    /// The volumes named exactly `name`.
-    fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, Error>;
-    /// The server with this id, or `None`.
-    fn server(&self, id: i64) -> Result<Option<Server>, Error>;
-    /// The server named exactly `name`, or `None`.
-    fn server_named(&self, name: &str) -> Result<Option<Server>, Error>;
-}
-
-impl Source for Client {
-    fn volume(&self, id: i64) -> Result<Option<Volume>, Error> {
-        self.get_volume(id)
-    }
-    fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, Error> {
-        Client::volumes_named(self, name)
-    }
-    fn server(&self, id: i64) -> Result<Option<Server>, Error> {
-        self.get_server(id)
-    }
-    fn server_named(&self, name: &str) -> Result<Option<Server>, Error> {
-        self.server_by_name(name)
-    }
-}
 
 /// Reads the volume, the target server and the attached server's name.
 pub fn observe(client: &dyn Source, p: &Params) -> Result<Observed, Refusal> {

@@ -2,16 +2,18 @@
 //! safely: the host locks ([`lock`]), taken before the run reads anything,
 //! the journal ([`journal`]), and a [`Session`] that records the run's start
 //! and finishes the entries a killed run left open (it reads the API to
-//! learn what became of them) before the first change.
+//! learn what became of them) before the first change; and where volumes
+//! and servers are looked up ([`source`]).
 
 pub mod journal;
 pub mod lock;
+pub mod source;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use crate::clock::{now_ms, rfc3339};
-use crate::module::observe::Source;
+use source::Source;
 
 use journal::{Entry, Event, Fate, History, Journal, Op};
 use lock::{Holder, HostLocks};

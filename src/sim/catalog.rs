@@ -1,11 +1,11 @@
 //! The read-only resources that servers reference: the private network
 //! their `private_net` names, one datacenter per location, and the one
-//! server type. Derived from the world's locations and servers, so an
+//! server type. Derived from the world's locations and servers (the world
+//! renders them, so this file knows nothing of the world), so an
 //! official client that describes a server finds everything it points to.
 
 use serde_json::{json, Value};
 
-use super::world::World;
 use crate::hcloud::types::Location;
 
 /// The id of the private network every seeded server with a private IP is on.
@@ -13,21 +13,12 @@ pub const NETWORK_ID: i64 = 1;
 /// The id of the one server type.
 pub const SERVER_TYPE_ID: i64 = 1;
 
-/// The private network, when any server has a private IP.
-pub fn network(w: &World) -> Option<Value> {
-    let servers: Vec<i64> = w
-        .servers
-        .values()
-        .filter(|s| s.private_ip.is_some())
-        .map(|s| s.id)
-        .collect();
+/// The private network of the servers with a private IP (`servers`, by
+/// id), in `zone`; none without such servers.
+pub fn network(servers: Vec<i64>, zone: &str) -> Option<Value> {
     if servers.is_empty() {
         return None;
     }
-    let zone = w
-        .locations
-        .first()
-        .map_or("eu-central", |l| l.network_zone.as_str());
     Some(json!({
         "id": NETWORK_ID,
         "name": "kbv3-private",

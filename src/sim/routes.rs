@@ -199,7 +199,8 @@ pub fn handle(w: &mut World, route: Route, r: &Request) -> Outcome {
             r.only("GET", route)?;
             let selector = q.selector()?;
             q.sort(&["id", "name", "created"])?;
-            let items: Vec<Value> = catalog::network(w)
+            let items: Vec<Value> = w
+                .render_network()
                 .into_iter()
                 .filter(|n| q.get("name").is_none_or(|name| n["name"] == name))
                 .filter(|_| selector.as_ref().is_none_or(|s| s.matches(&Labels::new())))
@@ -208,7 +209,9 @@ pub fn handle(w: &mut World, route: Route, r: &Request) -> Outcome {
         }
         Route::Network => {
             r.only("GET", route)?;
-            let network = catalog::network(w).filter(|_| r.id(1) == Ok(catalog::NETWORK_ID));
+            let network = w
+                .render_network()
+                .filter(|_| r.id(1) == Ok(catalog::NETWORK_ID));
             ok(json!({ "network": network.ok_or_else(|| SimError::not_found("network"))? }))
         }
         Route::ServerTypes => {
@@ -454,7 +457,7 @@ fn actions_list(w: &World, q: &Query, keep: impl Fn(&SimAction) -> bool) -> Outc
     let keys = q.sort(&["id", "command", "status", "started", "finished"])?;
     sort_by(&mut items, &keys, |a, f| match f {
         "command" => SortKey::Text(a.command.clone()),
-        "status" => SortKey::Text(a.status.clone()),
+        "status" => SortKey::Text(a.status.as_str().to_string()),
         "started" => SortKey::Text(a.started.clone()),
         "finished" => SortKey::Text(a.finished.clone().unwrap_or_default()),
         _ => SortKey::Int(a.id),

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::hcloud::rules::MAX_VOLUMES_PER_SERVER;
 use crate::hcloud::types::{
-    Action, ActionError, ActionResource, Labels, Location, Protection, Volume,
+    Action, ActionError, ActionResource, ActionStatus, Labels, Location, Protection, Volume,
 };
 
 use super::catalog;
@@ -312,11 +312,10 @@ impl World {
             id: a.id,
             command: a.command.clone(),
             status: match (finished, a.failed) {
-                (None, _) => "running",
-                (Some(_), false) => "success",
-                (Some(_), true) => "error",
-            }
-            .into(),
+                (None, _) => ActionStatus::Running,
+                (Some(_), false) => ActionStatus::Success,
+                (Some(_), true) => ActionStatus::Error,
+            },
             progress: if finished.is_some() { 100 } else { 0 },
             started: timestamp(self.start_of(a).unwrap_or(a.started_ms)),
             finished: finished.map(timestamp),
@@ -333,6 +332,21 @@ impl World {
                 message: "Action failed".into(),
             }),
         }
+    }
+
+    /// The private network its servers are on (`GET /networks/1`), if any.
+    pub fn render_network(&self) -> Option<Value> {
+        let servers = self
+            .servers
+            .values()
+            .filter(|s| s.private_ip.is_some())
+            .map(|s| s.id)
+            .collect();
+        let zone = self
+            .locations
+            .first()
+            .map_or("eu-central", |l| l.network_zone.as_str());
+        catalog::network(servers, zone)
     }
 
     /// A server in the API's full shape (every key the OpenAPI document requires).
@@ -885,7 +899,7 @@ pub(crate) mod tests {
         let a = w.attach_volume(v.id, 1, 100, true).unwrap();
         w.advance(200);
         let done = w.render_action(&w.actions[&a.id]);
-        assert_eq!(done.status, "error");
+        assert_eq!(done.status, ActionStatus::Error);
         assert_eq!(done.error.unwrap().code.as_str(), "action_failed");
         assert_eq!(w.volumes[&v.id].server, None);
     }

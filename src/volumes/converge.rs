@@ -20,7 +20,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crate::hcloud::types::{Action, Volume};
+use crate::hcloud::types::{Action, ActionStatus, Volume};
 use crate::hcloud::{Client, Error, VolumeFilter};
 use crate::module::apply::{self, journal_finished, Applied, Ctx, Deleted, Failure, Pending};
 use crate::module::failure::{Code, Refusal};
@@ -479,7 +479,7 @@ fn wait_all(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome
                 let failed = pending.iter().position(|p| {
                     w.finished
                         .iter()
-                        .any(|a| a.id == p.action.id && a.status == "error")
+                        .any(|a| a.id == p.action.id && a.status == ActionStatus::Error)
                 });
                 // The actions after the first failed one depended on it.
                 skipped = failed
@@ -702,14 +702,15 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("name old-name expected, found dup"));
-        // Each host's check: its entry cut to what its own tasks read.
-        let checks = &r["checks"];
+        // The hosts that are not done, and each volume's device and size.
         assert_eq!(
-            checks["web-01"]["volume"],
-            json!({"server_name": "web-01", "size": 20, "linux_device": web["volume"]["linux_device"]})
+            r["not_ok"],
+            json!({"db-01": stale["msg"], "ghost": r["hosts"]["ghost"]["msg"]})
         );
-        assert_eq!(checks["db-01"]["stale"], json!([stale["stale"][0]["msg"]]));
-        assert_eq!(checks["ghost"]["failed"], json!(true));
+        assert_eq!(
+            r["checks"]["web-01"],
+            json!({"device": web["volume"]["linux_device"], "size": 20})
+        );
         let t = &r["totals"];
         assert_eq!(
             (

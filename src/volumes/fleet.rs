@@ -6,9 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::params::{Deletion, Desired, VolumesParams};
 use crate::fleet::diff::Diff;
 use crate::fleet::inventory::ORPHAN_HOST;
@@ -16,15 +13,6 @@ use crate::fleet::plan::Plan;
 use crate::fleet::{paths, reviewed};
 use crate::hcloud::types::Labels;
 use crate::module::params::Format;
-
-/// The inventory's `kbv3_fleet`: where the fleet files are.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-pub struct FleetVars {
-    /// The `KBV3_*` variables that point at the fleet files, the state
-    /// directory and the diff.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-}
 
 /// What the fleet asks for the selected hosts.
 #[derive(Debug, Default)]

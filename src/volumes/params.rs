@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::fleet::FleetVars;
-
 use crate::hcloud::types::Labels;
 use crate::module::params::{
     boolean, check, format, int, labels, opt_bool, opt_int, opt_string, Expect, Format, Params,
@@ -64,6 +62,15 @@ pub struct Deletion {
     /// What the reviewed plan says the volume is; with `diff_file`, taken from the diff.
     #[serde(default)]
     pub expect: Option<Expect>,
+}
+
+/// The inventory's `kbv3_fleet`: where the fleet files are.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+pub struct FleetVars {
+    /// The `KBV3_*` variables that point at the fleet files, the state
+    /// directory and the diff.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// The options of `kbv3_volumes`.

@@ -47,7 +47,9 @@ fn every_volume_endpoint_round_trip() {
     let created = c.create_volume(&req).unwrap();
     assert_eq!(created.actions.len(), 2);
     let done = c.wait_for(&created.actions, WAIT).unwrap();
-    assert!(done.iter().all(|a| a.status == "success"));
+    assert!(done
+        .iter()
+        .all(|a| a.status == kbv3::hcloud::types::ActionStatus::Success));
     let attach = c
         .get_action(created.actions[1].id)
         .unwrap()

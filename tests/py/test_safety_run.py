@@ -263,7 +263,12 @@ def test_only_legacy_orphans_are_deleted(small):
     d = fleet.diff()
     assert {"vol-orphan", "old-thing"} <= {v["name"] for v in d["volumes_to_delete"]}
     assert "team-scratch" in {v["name"] for v in d["volumes_left_alone"]}
+    # A selection without the orphans' pseudo-host says which orphans it leaves.
+    dry = fleet.playbook("ph3-02.yml", "--check", "--limit", "kbv3")
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    assert "unattached legacy volumes not selected: vol-orphan, old-thing" in dry.stdout, dry.stdout[-3000:]
     done = fleet.playbook("ph3-02.yml", *confirmed(fleet))
+    assert "unattached legacy volumes not selected: none" in done.stdout, done.stdout[-3000:]
     assert done.returncode == 0, done.stdout[-3000:]
     assert {orphan.id, labelled.id} <= deleted_ids(fleet.sim)
     assert other_team.id not in deleted_ids(fleet.sim) and "team-scratch" in names(fleet)
