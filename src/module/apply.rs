@@ -7,7 +7,7 @@
 //! any server but the one the plan read is a change made during the run,
 //! which is undone (the volume goes back to that server) and refused as
 //! `stale_plan`. A deletion that cannot go on after its detach puts the
-//! volume back where it was ([`undo_detach`]).
+//! volume back where it was ([`super::guard`]).
 //!
 //! A retried request whose first attempt took effect (its answer was lost)
 //! can meet a refusal that only says the work is already done: an attach to
@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::hcloud::types::{Action, ActionStatus, Volume};
+use crate::hcloud::types::{Action, ActionStatus};
 use crate::hcloud::{ApiCode, Client, Error};
 use crate::reconcile::journal::{Event, Fate, Intent, Journal, Op};
 
 use super::failure::{self, code_of, Code, Refusal};
-use super::params::Expect;
-use super::plan::{self, PlannedStep, ServerRef, Step, VolumeView};
+use super::guard::{attached, last_detach, moved_during_the_run, still_as_reviewed, undo_detach};
+use super::plan::{PlannedStep, ServerRef, Step};
 
 /// What every step of a run shares: the client, the journal (when the run
 /// keeps one), whose volume this is, and how servers are named.
@@ -113,7 +113,7 @@ pub struct Applied {
 impl Ctx<'_> {
     /// Journals an intent (nothing without a journal). A journal that
     /// cannot be written stops the step before its request.
-    fn intent(
+    pub(super) fn intent(
         &self,
         op: Op,
         id: Option<i64>,
@@ -165,7 +165,7 @@ impl Ctx<'_> {
     }
 
     /// A server by id, with its name.
-    fn server(&self, id: i64) -> ServerRef {
+    pub(super) fn server(&self, id: i64) -> ServerRef {
         ServerRef {
             id,
             name: (self.server_name)(id),
@@ -197,7 +197,7 @@ pub fn journal_finished(ctx: &Ctx, pending: &[Pending], finished: &[Action]) {
 }
 
 /// Waits for actions, journals their end, and fails on the first that failed.
-fn settle(ctx: &Ctx, pending: &[Pending]) -> Result<(), Error> {
+pub(super) fn settle(ctx: &Ctx, pending: &[Pending]) -> Result<(), Error> {
     let actions: Vec<Action> = pending.iter().map(|p| p.action.clone()).collect();
     let waited = ctx.client.wait_all(&actions, Duration::MAX)?;
     journal_finished(ctx, pending, &waited.finished);
@@ -496,147 +496,4 @@ pub fn delete(ctx: &Ctx, id: i64) -> Result<Deleted, Error> {
     };
     ctx.outcome(seq, fate, None, None, detail.map(String::from));
     Ok(deleted)
-}
-
-/// A detach that touched `other`, not the planned server: someone moved the
-/// volume after the plan read it. The volume goes back to `other` and the
-/// deletion is refused as stale.
-fn moved_during_the_run(
-    ctx: &Ctx,
-    id: i64,
-    from: &ServerRef,
-    other: i64,
-    pending: &[Pending],
-    done: &[String],
-) -> Box<Failure> {
-    let other = ctx.server(other);
-    let text = format!("detach {} from {}", ctx.volume, from.name);
-    let msg = format!(
-        "the plan is stale for volume {} ({id}): it was moved to {} during the run (after the run read it on {}), and this run's detach took it off {}",
-        ctx.volume, other.name, from.name, other.name
-    );
-    let mut f = Failure::refused(&text, Refusal::new(Code::StalePlan, msg), done);
-    f.done
-        .push(format!("detach {} from {}", ctx.volume, other.name));
-    if let Err(e) = settle(ctx, pending) {
-        f.msg = format!(
-            "{}; the detach did not finish ({e}), so it may still be on {}: check it. Refresh and review the PH3-01 diff before running again.",
-            f.msg, other.name
-        );
-        return f;
-    }
-    undo_detach(ctx, id, &other, f)
-}
-
-/// Puts a volume this run took off server `to` back there, after a
-/// refusal `f` that no rerun would fix; the message says what was undone.
-pub fn undo_detach(ctx: &Ctx, id: i64, to: &ServerRef, mut f: Box<Failure>) -> Box<Failure> {
-    let text = format!("re-attach {} to {} (undo)", ctx.volume, to.name);
-    let reattached = ctx
-        .intent(Op::Attach, Some(id), None, Some(to), true)
-        .and_then(|seq| {
-            let action = ctx.client.attach_volume(id, to.id, Some(false));
-            match action {
-                Ok(a) => {
-                    ctx.outcome(seq, Fate::Accepted, Some(&a), None, None);
-                    settle(ctx, &[Pending { action: a, seq }])
-                }
-                Err(e) => {
-                    ctx.outcome(seq, Fate::Failed, None, None, Some(e.to_string()));
-                    Err(e)
-                }
-            }
-        });
-    let reason = f.msg.trim_end_matches('.').to_string();
-    f.msg = match reattached {
-        Ok(()) => {
-            f.done.push(text);
-            format!(
-                "{reason}. This run put it back on {} as it was, and deleted nothing. {}",
-                to.name,
-                next_step(f.code)
-            )
-        }
-        Err(e) => {
-            let now = match attached(ctx.client, id) {
-                Ok(Some(s)) if s == to.id => format!("it is on {} now", to.name),
-                Ok(Some(s)) => format!(
-                    "it is on {} now, not {}: check it",
-                    ctx.server(s).name,
-                    to.name
-                ),
-                Ok(None) => format!("it is detached now; attach it to {} by hand", to.name),
-                Err(_) => format!(
-                    "check where it is, and attach it to {} if it is detached",
-                    to.name
-                ),
-            };
-            format!(
-                "{reason}. Putting it back on {} failed too ({e}): {now}. {}",
-                to.name,
-                next_step(f.code)
-            )
-        }
-    };
-    f.rerun_finishes = false;
-    f
-}
-
-/// What to do after a refusal no rerun fixes.
-pub fn next_step(code: Code) -> &'static str {
-    match code {
-        Code::Protected => {
-            "It is delete-protected: review why, lift the protection if it must go, then refresh the PH3-01 diff, review it and confirm the new code."
-        }
-        _ => {
-            "Run PH3-01 again to refresh the diff, review it, and run PH3-02 with the new code."
-        }
-    }
-}
-
-/// The server the last finished detach of a volume took it off.
-fn last_detach(client: &Client, id: i64) -> Result<Option<i64>, Error> {
-    let actions = client.actions_of_volume(id)?;
-    Ok(actions
-        .iter()
-        .filter(|a| a.command == "detach_volume" && a.status == ActionStatus::Success)
-        .max_by_key(|a| a.id)
-        .and_then(touched_server))
-}
-
-/// The server a volume is attached to now (fresh read).
-fn attached(client: &Client, id: i64) -> Result<Option<i64>, Error> {
-    client.get_volume(id).map(|v| v.and_then(|v| v.server))
-}
-
-/// Checks a fresh read of a volume about to be deleted: it must still be the
-/// reviewed one, attached to no server, and unattached for a reason kbv3
-/// knows: it was reviewed unattached, or a kbv3 run detached it from its
-/// reviewed server (`detached_by_kbv3`). A volume that is gone is fine.
-/// Otherwise: `stale_plan`.
-pub fn still_as_reviewed(
-    expect: &Expect,
-    fresh: Option<&Volume>,
-    detached_by_kbv3: bool,
-) -> Result<(), Refusal> {
-    let Some(v) = fresh else {
-        return Ok(());
-    };
-    let mut view = VolumeView::of(v, None);
-    let mut found = Vec::new();
-    match view.server.take() {
-        Some(server) => found.push(format!(
-            "attached again (to server {server}) after the detach"
-        )),
-        None if !detached_by_kbv3 && expect.server.is_attached() => found.push(format!(
-            "detached from {} since the review, and not by kbv3 (no kbv3 run has a record of that detach)",
-            expect.server
-        )),
-        None => {}
-    }
-    found.extend(plan::differences(expect, &view));
-    if found.is_empty() {
-        return Ok(());
-    }
-    Err(plan::stale(&view, &found))
 }

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod binary;
 pub mod failure;
+pub mod guard;
 pub mod observe;
 pub mod params;
 pub mod plan;

@@ -1,6 +1,6 @@
 //! `hcloud-sim`: a stateful local simulator of the Hetzner Cloud volume API.
 //!
-//! - [`world`]: the pure state machine, one function per API operation.
+//! - [`world`]: the pure state machine; [`operations`]: one function per volume operation.
 //! - [`requests`]: request bodies → typed, validated inputs (422 on bad input).
 //! - [`query`]: pagination, sorting and label selectors.
 //! - [`seed`]: the seed file format and the state file.
@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod devices;
 pub mod faults;
+pub mod operations;
 pub mod query;
 pub mod ratelimit;
 pub mod requests;

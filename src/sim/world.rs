@@ -5,7 +5,8 @@
 //! (fault injection), so the state machine can be tested directly.
 //! Asynchronous actions run for `action_ms` and apply their effect when they
 //! finish ([`World::advance`]); while one runs, its volume (and, for attach and
-//! detach, its server) is `locked`.
+//! detach, its server) is `locked`. The volume operations are in
+//! [`super::operations`].
 
 use crate::hcloud::ApiCode;
 use std::collections::BTreeMap;
@@ -19,7 +20,6 @@ use crate::hcloud::types::{
 };
 
 use super::catalog;
-use super::requests::{CreateVolume, Placement, UpdateVolume};
 use super::SimError;
 use crate::clock::rfc3339 as timestamp;
 
@@ -141,7 +141,7 @@ impl World {
     }
 
     /// When an action starts running: its own start, or when its prerequisite finished.
-    fn start_of(&self, a: &SimAction) -> Option<u64> {
+    pub(super) fn start_of(&self, a: &SimAction) -> Option<u64> {
         match a.after {
             None => Some(a.started_ms),
             Some(p) => self
@@ -152,7 +152,7 @@ impl World {
         }
     }
 
-    fn effect_possible(&self, effect: Effect) -> bool {
+    pub(super) fn effect_possible(&self, effect: Effect) -> bool {
         match effect {
             Effect::Attach { volume, server } => {
                 self.volumes
@@ -170,7 +170,7 @@ impl World {
         }
     }
 
-    fn apply(&mut self, effect: Effect) {
+    pub(super) fn apply(&mut self, effect: Effect) {
         match effect {
             Effect::Create { volume } => {
                 if let Some(v) = self.volumes.get_mut(&volume) {
@@ -206,7 +206,7 @@ impl World {
         }
     }
 
-    fn volume_locked(&self, volume: i64) -> bool {
+    pub(super) fn volume_locked(&self, volume: i64) -> bool {
         self.running().any(|a| {
             a.resources
                 .iter()
@@ -214,7 +214,7 @@ impl World {
         })
     }
 
-    fn server_locked(&self, server: i64) -> bool {
+    pub(super) fn server_locked(&self, server: i64) -> bool {
         self.running().any(|a| {
             matches!(a.effect, Effect::Attach { .. } | Effect::Detach { .. })
                 && a.resources
@@ -223,11 +223,11 @@ impl World {
         })
     }
 
-    fn running(&self) -> impl Iterator<Item = &SimAction> {
+    pub(super) fn running(&self) -> impl Iterator<Item = &SimAction> {
         self.actions.values().filter(|a| a.finished_ms.is_none())
     }
 
-    fn start_action(
+    pub(super) fn start_action(
         &mut self,
         command: &str,
         effect: Effect,
@@ -265,13 +265,13 @@ impl World {
             .find(|l| l.name == id_or_name || l.id.to_string() == id_or_name)
     }
 
-    fn volume(&self, id: i64) -> Result<&SimVolume, SimError> {
+    pub(super) fn volume(&self, id: i64) -> Result<&SimVolume, SimError> {
         self.volumes
             .get(&id)
             .ok_or_else(|| SimError::not_found("volume"))
     }
 
-    fn server(&self, id: i64) -> Result<&SimServer, SimError> {
+    pub(super) fn server(&self, id: i64) -> Result<&SimServer, SimError> {
         self.servers
             .get(&id)
             .ok_or_else(|| SimError::not_found("server"))
@@ -395,268 +395,6 @@ impl World {
         })
     }
 
-    // ---- volume operations -------------------------------------------------------
-
-    /// `POST /volumes`: the volume, its `create_volume` action and, with a
-    /// server, the `attach_volume` that follows it.
-    pub fn create_volume(
-        &mut self,
-        req: CreateVolume,
-        now: u64,
-        fail: bool,
-    ) -> Result<(Volume, Action, Vec<Action>), SimError> {
-        let (location, server) = match &req.placement {
-            Placement::Location(l) => {
-                let loc = self
-                    .location(l)
-                    .ok_or_else(|| SimError::invalid_field("location", "location not found"))?;
-                (loc.name.clone(), None)
-            }
-            Placement::Server(id) => (self.server(*id)?.location.clone(), Some(*id)),
-        };
-        if self.volumes.values().any(|v| v.name == req.name) {
-            return Err(uniqueness());
-        }
-        if let Some(s) = server {
-            self.check_attachable(s)?;
-        }
-        let id = self.next_volume_id;
-        self.next_volume_id += 1;
-        self.volumes.insert(
-            id,
-            SimVolume {
-                id,
-                name: req.name,
-                size: req.size,
-                server: None,
-                location,
-                labels: req.labels,
-                format: req.format,
-                protected: false,
-                created: timestamp(now),
-                status: "creating".into(),
-            },
-        );
-        let mut resources = vec![(id, "volume")];
-        if let Some(s) = server {
-            resources.insert(0, (s, "server"));
-        }
-        let create = self.start_action(
-            "create_volume",
-            Effect::Create { volume: id },
-            resources,
-            now,
-            fail,
-        );
-        let mut next = Vec::new();
-        if let Some(s) = server {
-            let attach = self.start_action(
-                "attach_volume",
-                Effect::Attach {
-                    volume: id,
-                    server: s,
-                },
-                vec![(s, "server"), (id, "volume")],
-                now,
-                false,
-            );
-            if let Some(a) = self.actions.get_mut(&attach) {
-                a.after = Some(create);
-            }
-            next.push(self.render_action(&self.actions[&attach]));
-        }
-        let volume = self.render_volume(&self.volumes[&id]);
-        Ok((volume, self.render_action(&self.actions[&create]), next))
-    }
-
-    /// `PUT /volumes/{id}`: rename and/or replace labels.
-    pub fn update_volume(&mut self, id: i64, req: UpdateVolume) -> Result<Volume, SimError> {
-        self.volume(id)?;
-        if let Some(name) = &req.name {
-            if self.volumes.values().any(|v| v.name == *name && v.id != id) {
-                return Err(uniqueness());
-            }
-        }
-        let v = self.volumes.get_mut(&id).expect("checked above");
-        if let Some(name) = req.name {
-            v.name = name;
-        }
-        if let Some(labels) = req.labels {
-            v.labels = labels;
-        }
-        let v = v.clone();
-        Ok(self.render_volume(&v))
-    }
-
-    /// `DELETE /volumes/{id}`: only a detached, unprotected, idle volume.
-    pub fn delete_volume(&mut self, id: i64) -> Result<(), SimError> {
-        let v = self.volume(id)?;
-        if v.protected {
-            return Err(SimError::new(
-                423,
-                ApiCode::Protected,
-                "volume deletion is protected",
-            ));
-        }
-        if self.volume_locked(id) {
-            return Err(locked("volume"));
-        }
-        if v.server.is_some() {
-            return Err(SimError::new(
-                422,
-                ApiCode::ServiceError,
-                format!("volume with ID '{id}' is still attached to a server"),
-            ));
-        }
-        self.volumes.remove(&id);
-        Ok(())
-    }
-
-    /// `POST /volumes/{id}/actions/attach`.
-    pub fn attach_volume(
-        &mut self,
-        id: i64,
-        server: i64,
-        now: u64,
-        fail: bool,
-    ) -> Result<Action, SimError> {
-        let v = self.volume(id)?.clone();
-        let s = self.server(server)?.clone();
-        if self.volume_locked(id) {
-            return Err(locked("volume"));
-        }
-        if v.server.is_some() {
-            return Err(SimError::new(
-                422,
-                ApiCode::VolumeAlreadyAttached,
-                "volume is already attached to a server",
-            ));
-        }
-        if v.location != s.location {
-            return Err(SimError::new(
-                422,
-                ApiCode::InvalidInput,
-                "volume and server must be in the same location",
-            ));
-        }
-        self.check_attachable(server)?;
-        let effect = Effect::Attach { volume: id, server };
-        let action = self.start_action(
-            "attach_volume",
-            effect,
-            vec![(server, "server"), (id, "volume")],
-            now,
-            fail,
-        );
-        Ok(self.render_action(&self.actions[&action]))
-    }
-
-    fn check_attachable(&self, server: i64) -> Result<(), SimError> {
-        if self.server_locked(server) {
-            return Err(locked("server"));
-        }
-        let attached = self.server(server)?.volumes.len();
-        let pending = self
-            .running()
-            .filter(|a| matches!(a.effect, Effect::Attach { server: s, .. } if s == server))
-            .count();
-        if attached + pending >= MAX_VOLUMES_PER_SERVER {
-            return Err(SimError::new(
-                422,
-                ApiCode::LimitExceededError,
-                format!(
-                    "server already has the maximum of {MAX_VOLUMES_PER_SERVER} volumes attached"
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// `POST /volumes/{id}/actions/detach`.
-    pub fn detach_volume(&mut self, id: i64, now: u64, fail: bool) -> Result<Action, SimError> {
-        let v = self.volume(id)?;
-        if self.volume_locked(id) {
-            return Err(locked("volume"));
-        }
-        let Some(server) = v.server else {
-            return Err(SimError::new(
-                422,
-                ApiCode::InvalidInput,
-                "volume is not attached to a server",
-            ));
-        };
-        if self.server_locked(server) {
-            return Err(locked("server"));
-        }
-        let effect = Effect::Detach { volume: id, server };
-        let action = self.start_action(
-            "detach_volume",
-            effect,
-            vec![(server, "server"), (id, "volume")],
-            now,
-            fail,
-        );
-        Ok(self.render_action(&self.actions[&action]))
-    }
-
-    /// `POST /volumes/{id}/actions/resize`: grow only.
-    pub fn resize_volume(
-        &mut self,
-        id: i64,
-        size: u32,
-        now: u64,
-        fail: bool,
-    ) -> Result<Action, SimError> {
-        let v = self.volume(id)?;
-        if size <= v.size {
-            return Err(SimError {
-                status: 422,
-                code: ApiCode::InvalidInput,
-                message: "size downgrade is not allowed".into(),
-                details: json!({"fields": [{"name": "size", "messages": ["size downgrade is not allowed"]}]}),
-            });
-        }
-        if self.volume_locked(id) {
-            return Err(locked("volume"));
-        }
-        let action = self.start_action(
-            "resize_volume",
-            Effect::Resize { volume: id, size },
-            vec![(id, "volume")],
-            now,
-            fail,
-        );
-        Ok(self.render_action(&self.actions[&action]))
-    }
-
-    /// `POST /volumes/{id}/actions/change_protection`: applied at once, like
-    /// the real API, and returned already finished.
-    pub fn change_protection(
-        &mut self,
-        id: i64,
-        delete: Option<bool>,
-        now: u64,
-    ) -> Result<Action, SimError> {
-        let v = self.volume(id)?;
-        if self.volume_locked(id) {
-            return Err(locked("volume"));
-        }
-        let delete = delete.unwrap_or(v.protected);
-        let effect = Effect::Protect { volume: id, delete };
-        let action = self.start_action(
-            "change_protection",
-            effect,
-            vec![(id, "volume")],
-            now,
-            false,
-        );
-        self.apply(effect);
-        if let Some(a) = self.actions.get_mut(&action) {
-            a.finished_ms = Some(now);
-        }
-        Ok(self.render_action(&self.actions[&action]))
-    }
-
     // ---- invariants ----------------------------------------------------------------
 
     /// Every broken invariant, described; empty when the world is consistent.
@@ -700,23 +438,6 @@ impl World {
     }
 }
 
-fn uniqueness() -> SimError {
-    SimError {
-        status: 409,
-        code: ApiCode::UniquenessError,
-        message: "name is already used".into(),
-        details: json!({"fields": [{"name": "name"}]}),
-    }
-}
-
-fn locked(what: &str) -> SimError {
-    SimError::new(
-        423,
-        ApiCode::Locked,
-        format!("cannot perform operation because {what} is locked"),
-    )
-}
-
 fn unknown_location(name: &str) -> Location {
     Location {
         id: 0,
@@ -738,6 +459,7 @@ fn mac_for(id: i64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::sim::requests::{CreateVolume, Placement};
     use crate::sim::seed::default_locations;
 
     /// A small world: two servers in nbg1, one in hel1, no volumes.

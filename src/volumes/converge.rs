@@ -24,6 +24,7 @@ use crate::hcloud::types::{Action, ActionStatus, Volume};
 use crate::hcloud::{Client, Error, VolumeFilter};
 use crate::module::apply::{self, journal_finished, Applied, Ctx, Deleted, Failure, Pending};
 use crate::module::failure::{Code, Refusal};
+use crate::module::guard;
 use crate::module::observe;
 use crate::module::plan::{self, Plan, PlannedStep, ServerRef, Step, VolumeView};
 use crate::reconcile::journal::Journal;
@@ -308,7 +309,7 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
         // Only this run's own detach is undone: an earlier run's server may
         // hold its new volume by now.
         let undo = |f: Box<Failure>| match &o.detached_from {
-            Some(from) => Err((apply::undo_detach(&c, id, from, f), Some(from.id))),
+            Some(from) => Err((guard::undo_detach(&c, id, from, f), Some(from.id))),
             None => Err((f, None)),
         };
         let fresh = match fresh_volume(run.client, index, id) {
@@ -320,7 +321,7 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
         };
         let expect = e.params.expect.as_ref().expect("deletions have a guard");
         let ours = by_kbv3.as_ref().is_some_and(|f| expect_names(expect, f));
-        if let Err(r) = apply::still_as_reviewed(expect, fresh.as_ref(), ours) {
+        if let Err(r) = guard::still_as_reviewed(expect, fresh.as_ref(), ours) {
             let f = Failure::refused(&step.text, r, &o.done);
             return match fresh.as_ref().map(|v| v.server) {
                 Some(None) => undo(f),
