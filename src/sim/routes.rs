@@ -182,11 +182,11 @@ pub fn handle(w: &mut World, route: Route, r: &Request) -> Outcome {
                 .filter(|l| q.get("name").is_none_or(|n| format!("{}-dc3", l.name) == n))
                 .collect();
             sort_by_id_or_name(&mut items, q, |l| (l.id, l.name.as_str()))?;
-            let recommendation = w.locations.first().map(|l| l.id);
-            let (page, per_page) = q.page()?;
-            let (items, meta) = paginate(items, page, per_page);
-            let items: Vec<Value> = items.into_iter().map(catalog::datacenter).collect();
-            ok(json!({ "datacenters": items, "recommendation": recommendation, "meta": meta }))
+            let (status, mut body) = list(q, "datacenters", items, catalog::datacenter)?;
+            if let Some(body) = body.as_mut() {
+                body["recommendation"] = json!(w.locations.first().map(|l| l.id));
+            }
+            Ok((status, body))
         }
         Route::Datacenter => {
             r.only("GET", route)?;

@@ -5,12 +5,14 @@
 //! orphans' pseudo-host the unattached ones, as the inventory attributes them.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use super::params::{Deletion, Desired, VolumesParams};
 use crate::fleet::diff::Diff;
 use crate::fleet::inventory::ORPHAN_HOST;
+use crate::fleet::paths;
 use crate::fleet::plan::Plan;
-use crate::fleet::{paths, reviewed};
+use crate::fleet::reviewed::{self, ReviewedDiff};
 use crate::hcloud::types::Labels;
 use crate::module::params::Format;
 
@@ -42,6 +44,13 @@ pub fn select(
         .iter()
         .map(|f| (f.hostname.as_str(), f.move_volume))
         .collect();
+    // The legacy volumes by server, grouped once rather than per host.
+    let mut legacy_by_server: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for v in &diff.volumes_to_delete {
+        if let Some(server) = v.server_name.as_deref() {
+            legacy_by_server.entry(server).or_default().push(v.id);
+        }
+    }
     let mut out = Selection::default();
     for host in hosts {
         let legacy: Vec<i64> = if host == ORPHAN_HOST {
@@ -65,11 +74,10 @@ pub fn select(
                 labels: Some(labels),
                 delete_protection: None,
             });
-            diff.volumes_to_delete
-                .iter()
-                .filter(|v| v.server_name.as_deref() == Some(host.as_str()))
-                .map(|v| v.id)
-                .collect()
+            legacy_by_server
+                .get(host.as_str())
+                .cloned()
+                .unwrap_or_default()
         };
         out.deletions.extend(legacy.into_iter().map(|id| Deletion {
             host: Some(host.clone()),
@@ -81,11 +89,16 @@ pub fn select(
 }
 
 /// Fills `volumes`, `deletions`, `diff_file` and `state_dir` of options that
-/// name `hosts` and `fleet`, from the files the inventory read. `warnings`
-/// gets the selected hosts the fleet does not know.
-pub fn expand(p: &mut VolumesParams, warnings: &mut Vec<String>) -> Result<(), String> {
+/// name `hosts` and `fleet`, from the files the inventory read (the diff:
+/// `diff_file` when given). `warnings` gets the selected hosts the fleet
+/// does not know. Returns the diff it read, which then guards the
+/// deletions: one diff chooses and guards them, read once.
+pub fn expand(
+    p: &mut VolumesParams,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ReviewedDiff>, String> {
     let Some(hosts) = p.hosts.clone() else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(fleet) = &p.fleet else {
         return Err("argument 'hosts': goes with fleet (the inventory's kbv3_fleet)".into());
@@ -97,11 +110,12 @@ pub fn expand(p: &mut VolumesParams, warnings: &mut Vec<String>) -> Result<(), S
     }
     let paths = paths::from_vars(&fleet.env);
     let plan = crate::fleet::load_plan(&paths).map_err(|e| format!("{e:#}"))?;
-    let reviewed = reviewed::load(&paths.diff)?;
+    let diff_file = p.diff_file.as_ref().map_or(paths.diff, PathBuf::from);
+    let reviewed = reviewed::load(&diff_file)?;
     crate::fleet::diff::validate(&reviewed.diff, &plan).map_err(|problems| {
         format!(
             "{}: the PH3-01 diff does not match the fleet files; nothing will act on it: {}. Run PH3-01 again and review it.",
-            paths.diff.display(),
+            diff_file.display(),
             problems.join("; ")
         )
     })?;
@@ -117,11 +131,10 @@ pub fn expand(p: &mut VolumesParams, warnings: &mut Vec<String>) -> Result<(), S
     }
     p.volumes = selection.volumes;
     p.deletions = selection.deletions;
-    p.diff_file
-        .get_or_insert_with(|| paths.diff.display().to_string());
+    p.diff_file = Some(diff_file.display().to_string());
     p.state_dir
         .get_or_insert_with(|| paths.state.display().to_string());
-    Ok(())
+    Ok(Some(reviewed))
 }
 
 #[cfg(test)]

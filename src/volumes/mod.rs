@@ -46,14 +46,15 @@ pub fn run(args: &Value, env: &Environment) -> Value {
     let fail = |inv: &Invocation<VolumesParams>, r: Refusal| {
         refused(&inv.module_args, inv.settings, r.code, r.msg)
     };
-    if let Err(msg) = fleet::expand(&mut inv.params, &mut inv.warnings) {
-        return fail(&inv, Refusal::new(Code::InvalidArgument, msg));
-    }
+    let read = match fleet::expand(&mut inv.params, &mut inv.warnings) {
+        Ok(read) => read,
+        Err(msg) => return fail(&inv, Refusal::new(Code::InvalidArgument, msg)),
+    };
     let mut entries = match params::entries(&inv.params, &mut inv.warnings) {
         Ok(e) => e,
         Err(msg) => return fail(&inv, Refusal::new(Code::InvalidArgument, msg)),
     };
-    let diff = match bind_deletions(&inv.params, inv.settings.check_mode, &mut entries) {
+    let diff = match bind_deletions(&inv.params, inv.settings.check_mode, &mut entries, read) {
         Ok(d) => d,
         Err(r) => return fail(&inv, r),
     };
@@ -220,14 +221,19 @@ fn execute(
 /// Takes each deletion's guard from the reviewed diff (`diff_file`): the
 /// run must be confirmed with the diff's code, and a deletion the diff does
 /// not list fails before any request. A deletion without a host reports to
-/// the server it was reviewed on (or `unattached`).
+/// the server it was reviewed on (or `unattached`). `read`: the diff
+/// already read (by the fleet input), else `diff_file` is read here.
 fn bind_deletions(
     p: &VolumesParams,
     check_mode: bool,
     entries: &mut [Entry],
+    read: Option<ReviewedDiff>,
 ) -> Result<Option<ReviewedDiff>, Refusal> {
     let deletions = entries.iter().filter(|e| e.kind == Kind::Deletion).count();
-    let diff = p.diff_file.as_deref().map(reviewed::load).transpose()?;
+    let diff = match read {
+        Some(r) => Some(r),
+        None => p.diff_file.as_deref().map(reviewed::load).transpose()?,
+    };
     if let Some(r) = diff.as_ref().filter(|_| deletions > 0) {
         let what = format!("{deletions} volumes are listed for deletion by");
         reviewed::require_confirmation(r, p.confirm.as_deref(), check_mode, &what)?;

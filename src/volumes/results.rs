@@ -26,13 +26,15 @@ pub fn build(entries: &[Entry], outcomes: &[Outcome], check_mode: bool, diff: bo
         .map(|(h, vs)| (h, host_result(&vs)))
         .collect();
     let totals = totals(&volumes, &hosts);
+    // Each host's (first) desired volume, found once rather than per host.
+    let mut desired: BTreeMap<&str, &Entry> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.kind == Kind::Volume) {
+        desired.entry(e.host.as_str()).or_insert(e);
+    }
     let mut checks = serde_json::Map::new();
     let mut not_ok = serde_json::Map::new();
     for (h, r) in &hosts {
-        let desired = entries
-            .iter()
-            .find(|e| &e.host == h && e.kind == Kind::Volume);
-        if let Some(msg) = refusal(r, desired, check_mode) {
+        if let Some(msg) = refusal(r, desired.get(h.as_str()).copied(), check_mode) {
             not_ok.insert(h.clone(), msg.into());
         }
         let v = &r["volume"];
