@@ -6,22 +6,24 @@
 //!   label rules the API enforces.
 //! - [`sim`]: `hcloud-sim`, a stateful local simulator of that API: a pure
 //!   [`sim::world::World`] and a thin HTTP shell around it.
-//! - [`module`]: the `kbv3_volume` Ansible module: parse, observe, plan, apply.
-//! - [`volumes`]: the `kbv3_volumes` Ansible module: a whole fleet in one task,
-//!   on the same planner and steps.
-//! - [`reconcile`]: what a real PH3-02 run keeps beside its requests: host
-//!   locks, the journal of every change, and the resolution of a killed run's.
+//! - [`reconcile`]: the core both modules share: the typed desired state,
+//!   observation, the pure planner, the guarded steps, and what a real run
+//!   keeps beside its requests (host locks, the journal of every change).
+//! - [`ansible`]: the binary-module protocol: args, the one failure shape,
+//!   the run's client.
+//! - [`modules`]: `kbv3_volume` (one volume) and `kbv3_volumes` (a whole
+//!   fleet in one task), peers on the reconcile core.
 //! - [`fleet`]: the fleet files (`servers_v3.tsv`, role rules), the inventory
 //!   and the PH3-01 plan, snapshot and diff.
 //! - [`multicall`]: the one binary that is both modules and the inventory tool.
 //! - [`fsutil`], [`clock`]: atomic file writes and timestamps, shared by the binaries.
 
+pub mod ansible;
 pub mod clock;
 pub mod fleet;
 pub mod fsutil;
 pub mod hcloud;
-pub mod module;
+pub mod modules;
 pub mod multicall;
 pub mod reconcile;
 pub mod sim;
-pub mod volumes;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::module::binary::{self, Module};
+use crate::ansible::binary::{self, Module};
 
 /// A tool the binary can be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +45,12 @@ impl Tool {
     fn module(self) -> Option<Module> {
         match self {
             Tool::Volume => Some(Module {
-                run: crate::module::run,
-                schema: crate::module::schema,
+                run: crate::modules::volume::run,
+                schema: crate::modules::volume::schema,
             }),
             Tool::Volumes => Some(Module {
-                run: crate::volumes::run,
-                schema: crate::volumes::schema,
+                run: crate::modules::volumes::run,
+                schema: crate::modules::volumes::schema,
             }),
             Tool::Inventory => None,
         }

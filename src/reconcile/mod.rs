@@ -1,13 +1,28 @@
-//! What a real PH3-02 run needs around its requests to change things
-//! safely: the host locks ([`lock`]), taken before the run reads anything,
-//! the journal ([`journal`]), and a [`Session`] that records the run's start
-//! and finishes the entries a killed run left open (it reads the API to
-//! learn what became of them) before the first change; and where volumes
-//! and servers are looked up ([`source`]).
+//! The reconcile core both modules share as peers: the typed desired state
+//! ([`desired`]), reading what is there ([`observe`] from a [`source`]),
+//! the pure planner ([`plan`]), the steps carried out over the API
+//! ([`apply`], with the guards and undo of [`guard`]), the binding of
+//! deletions to the reviewed diff ([`reviewed`]) and the failure codes
+//! ([`failure`]).
+//!
+//! Around its requests a real PH3-02 run also needs the host locks
+//! ([`lock`]), taken before the run reads anything, the journal
+//! ([`journal`]), and a [`Session`] that records the run's start and
+//! finishes the entries a killed run left open (it reads the API to learn
+//! what became of them) before the first change.
 
+pub mod apply;
+pub mod desired;
+pub mod failure;
+pub mod guard;
 pub mod journal;
 pub mod lock;
+pub mod observe;
+pub mod plan;
+pub mod reviewed;
 pub mod source;
+
+pub use desired::Mode;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

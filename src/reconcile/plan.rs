@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use crate::hcloud::types::{CreateVolumeRequest, Labels, Volume};
 
+use super::desired::{Desired, Expect, ExpectServer, State};
 use super::failure::{Code, Refusal};
-use super::params::{Expect, ExpectServer, Params, State};
 
 /// A server, by id and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -149,7 +149,7 @@ fn server_matches(spec: &str, s: &ServerRef) -> bool {
 }
 
 /// Plans the steps. An `Err` is a refusal: nothing was changed.
-pub fn plan(p: &Params, obs: &Observed) -> Result<Plan, Refusal> {
+pub fn plan(p: &Desired, obs: &Observed) -> Result<Plan, Refusal> {
     let before = obs
         .volume
         .as_ref()
@@ -183,7 +183,7 @@ pub fn plan(p: &Params, obs: &Observed) -> Result<Plan, Refusal> {
     })
 }
 
-fn check_location(p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), Refusal> {
+fn check_location(p: &Desired, obs: &Observed, v: &VolumeView) -> Result<(), Refusal> {
     if let Some(loc) = &p.location {
         if *loc != v.location {
             return refuse(Code::Refused, format!(
@@ -226,7 +226,7 @@ pub fn differences(e: &Expect, v: &VolumeView) -> Vec<String> {
     if let Some(name) = e.name.as_ref().filter(|n| **n != v.name) {
         out.push(format!("name {name} expected, found {}", v.name));
     }
-    if let Some(size) = e.size.filter(|s| *s != i64::from(v.size)) {
+    if let Some(size) = e.size.filter(|s| *s != v.size) {
         out.push(format!("size {size} GB expected, found {} GB", v.size));
     }
     if let Some(loc) = e.location.as_ref().filter(|l| **l != v.location) {
@@ -274,7 +274,7 @@ pub fn stale(v: &VolumeView, differences: &[String]) -> Refusal {
 }
 
 /// Refuses to act on a volume that no longer matches the reviewed plan.
-fn check_expect(p: &Params, v: &VolumeView) -> Result<(), Refusal> {
+fn check_expect(p: &Desired, v: &VolumeView) -> Result<(), Refusal> {
     let Some(e) = &p.expect else { return Ok(()) };
     let found = differences(e, v);
     if found.is_empty() {
@@ -301,14 +301,14 @@ impl Planner {
             .expect("the planner only changes a volume that exists or is being created")
     }
 
-    fn create(&mut self, p: &Params, obs: &Observed) -> Result<(), Refusal> {
+    fn create(&mut self, p: &Desired, obs: &Observed) -> Result<(), Refusal> {
         let Some(name) = p.name.clone() else {
             return refuse(Code::NotFound, format!(
                 "volume {} not found; to create a volume give its name (and size, and server or location)",
                 p.id.unwrap_or_default()
             ));
         };
-        let Some(size) = p.size.map(|s| s as u32) else {
+        let Some(size) = p.size else {
             return refuse(
                 Code::InvalidArgument,
                 format!("volume {name} does not exist; size is required to create it"),
@@ -369,7 +369,7 @@ impl Planner {
     }
 
     /// Brings an existing volume to the options: name, labels, size, attachment, protection.
-    fn converge(&mut self, p: &Params, obs: &Observed) -> Result<(), Refusal> {
+    fn converge(&mut self, p: &Desired, obs: &Observed) -> Result<(), Refusal> {
         let v = self.view().clone();
         let rename = p.name.clone().filter(|n| *n != v.name);
         let relabel = p.labels.clone().filter(|l| *l != v.labels);
@@ -396,7 +396,7 @@ impl Planner {
                 parts.join("; "),
             );
         }
-        if let Some(size) = p.size.map(|s| s as u32) {
+        if let Some(size) = p.size {
             if size < v.size {
                 return refuse(Code::Refused, format!(
                     "cannot shrink volume {} from {} GB to {size} GB: Hetzner volumes only grow. Set size to {} or more. Nothing was changed.",
@@ -441,7 +441,7 @@ impl Planner {
         Ok(())
     }
 
-    fn attach(&mut self, p: &Params, obs: &Observed, v: &VolumeView) -> Result<(), Refusal> {
+    fn attach(&mut self, p: &Desired, obs: &Observed, v: &VolumeView) -> Result<(), Refusal> {
         let Some(target) = &obs.target else {
             return Ok(());
         };
@@ -503,7 +503,7 @@ impl Planner {
         self.push(Step::Protect { delete }, text);
     }
 
-    fn delete(&mut self, p: &Params) -> Result<(), Refusal> {
+    fn delete(&mut self, p: &Desired) -> Result<(), Refusal> {
         let v = self.view().clone();
         if v.delete_protection {
             if p.delete_protection != Some(false) {
@@ -527,10 +527,10 @@ impl Planner {
 mod tests {
     use super::*;
     use crate::hcloud::types::{Location, Protection};
-    use crate::module::params::parse;
+    use crate::modules::volume::params::parse;
 
-    fn params(v: Value) -> Params {
-        parse(&v).unwrap().params
+    fn params(v: Value) -> Desired {
+        parse(&v).unwrap().desired
     }
 
     fn volume(server: Option<i64>, protected: bool) -> Volume {

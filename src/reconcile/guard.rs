@@ -9,8 +9,8 @@ use crate::hcloud::{Client, Error};
 use crate::reconcile::journal::{Fate, Op};
 
 use super::apply::{settle, touched_server, Ctx, Failure, Pending};
+use super::desired::Expect;
 use super::failure::{Code, Refusal};
-use super::params::Expect;
 use super::plan::{self, ServerRef, VolumeView};
 
 /// A detach that touched `other`, not the planned server: someone moved the

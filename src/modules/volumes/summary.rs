@@ -1,14 +1,15 @@
 //! The run in the lines PH3-02's summary prints, so that the playbook shows
 //! them instead of computing them in Jinja.
 
+use crate::reconcile::Mode;
 use serde_json::Value;
 
 /// The summary lines of a run's result (`totals`, `volumes`, `api_requests`);
 /// `left_alone` is how many volumes the reviewed diff leaves alone.
-pub fn lines(result: &Value, check_mode: bool, left_alone: usize) -> Vec<String> {
+pub fn lines(result: &Value, mode: Mode, left_alone: usize) -> Vec<String> {
     let t = &result["totals"];
     let n = |k: &str| t[k].as_u64().unwrap_or_default();
-    let (verb, ed, d) = if check_mode {
+    let (verb, ed, d) = if mode.is_check() {
         ("would ", "", "")
     } else {
         ("", "ed", "d")
@@ -78,6 +79,7 @@ fn requests(by_method: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::lines;
+    use crate::reconcile::Mode;
     use serde_json::json;
 
     #[test]
@@ -92,7 +94,7 @@ mod tests {
             "api_requests": {"requests": {"GET": 4, "POST": 2}},
         });
         assert_eq!(
-            lines(&result, false, 5),
+            lines(&result, Mode::Apply, 5),
             [
                 "created: 2 volumes, 70 GB",
                 "fixed: 1 volumes (attached, moved or grown)",
@@ -104,8 +106,11 @@ mod tests {
                 "API requests: 6 (GET 4, POST 2)",
             ]
         );
-        assert_eq!(lines(&result, true, 0)[0], "would create: 2 volumes, 70 GB");
-        let empty = lines(&json!({}), true, 0);
+        assert_eq!(
+            lines(&result, Mode::Check, 0)[0],
+            "would create: 2 volumes, 70 GB"
+        );
+        let empty = lines(&json!({}), Mode::Check, 0);
         assert_eq!(
             (empty[4].as_str(), empty[7].as_str()),
             ("stale (left alone): 0", "API requests: 0")

@@ -7,46 +7,20 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::ansible::convert::{boolean, bounded, labels, opt_id, opt_string};
 use crate::hcloud::types::Labels;
-use crate::module::params::{
-    boolean, check, format, int, labels, opt_bool, opt_int, opt_string, Expect, Format, Params,
-    State,
-};
+use crate::modules::options::volume_options;
+use crate::reconcile::desired::{Desired, Expect, Format, State};
 
-/// A volume the fleet must have: created, grown, attached as asked.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Desired {
-    /// The inventory host whose result this is; default: `server`.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub host: Option<String>,
-    /// The volume's name.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub name: Option<String>,
-    /// Size in GB: required to create; grows an existing volume; never shrinks.
-    #[serde(default, deserialize_with = "opt_int")]
-    pub size: Option<i64>,
-    /// The server (name or id) the volume must be attached to.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub server: Option<String>,
-    /// Detach from another server and attach to `server` (otherwise that fails).
-    #[serde(default, rename = "move", deserialize_with = "boolean")]
-    pub move_volume: bool,
-    /// Location for a new volume without a server; defaults to the server's.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub location: Option<String>,
-    /// Filesystem Hetzner formats a new volume with.
-    #[serde(default, deserialize_with = "format")]
-    pub format: Option<Format>,
-    /// Let the server mount the volume at /mnt/HC_Volume_<id>.
-    #[serde(default, deserialize_with = "boolean")]
-    pub automount: bool,
-    /// When given, the volume's labels become exactly these.
-    #[serde(default, deserialize_with = "labels")]
-    pub labels: Option<Labels>,
-    /// Delete protection; omitted: untouched.
-    #[serde(default, deserialize_with = "opt_bool")]
-    pub delete_protection: Option<bool>,
+volume_options! {
+    /// A volume the fleet must have: created, grown, attached as asked.
+    #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct DesiredVolume {
+        /// The inventory host whose result this is; default: `server`.
+        #[serde(default, deserialize_with = "opt_string")]
+        pub host: Option<String>,
+    }
 }
 
 /// A volume to detach and delete, only while it is still what was reviewed.
@@ -57,7 +31,7 @@ pub struct Deletion {
     #[serde(default, deserialize_with = "opt_string")]
     pub host: Option<String>,
     /// The volume's id.
-    #[serde(default, deserialize_with = "opt_int")]
+    #[serde(default, deserialize_with = "opt_id")]
     pub id: Option<i64>,
     /// What the reviewed plan says the volume is; with `diff_file`, taken from the diff.
     #[serde(default)]
@@ -80,7 +54,7 @@ pub struct FleetVars {
 pub struct VolumesParams {
     /// The volumes to converge (each like a `kbv3_volume` task with state present).
     #[serde(default)]
-    pub volumes: Vec<Desired>,
+    pub volumes: Vec<DesiredVolume>,
     /// The volumes to delete, each guarded by its complete `expect` (or by `diff_file`).
     #[serde(default)]
     pub deletions: Vec<Deletion>,
@@ -95,14 +69,23 @@ pub struct VolumesParams {
     #[serde(default, deserialize_with = "opt_string")]
     pub state_dir: Option<String>,
     /// Requests in flight at once (1 to 64).
-    #[serde(default = "default_concurrency", deserialize_with = "int")]
-    pub concurrency: i64,
+    #[serde(
+        default = "default_concurrency",
+        deserialize_with = "bounded::<_, 1, 64>"
+    )]
+    pub concurrency: u64,
     /// Seconds the whole task may take (1 to 86400), every volume included.
-    #[serde(default = "default_wait_timeout", deserialize_with = "int")]
-    pub wait_timeout: i64,
+    #[serde(
+        default = "default_wait_timeout",
+        deserialize_with = "bounded::<_, 1, 86_400>"
+    )]
+    pub wait_timeout: u64,
     /// Seconds one request may take, answer included (1 to 3600).
-    #[serde(default = "default_request_timeout", deserialize_with = "int")]
-    pub request_timeout: i64,
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "bounded::<_, 1, 3_600>"
+    )]
+    pub request_timeout: u64,
     /// Allow http:// to a host other than this machine.
     #[serde(default, deserialize_with = "boolean")]
     pub allow_insecure_http: bool,
@@ -129,13 +112,13 @@ pub struct VolumesParams {
     pub labels: Option<Labels>,
 }
 
-fn default_concurrency() -> i64 {
+fn default_concurrency() -> u64 {
     16
 }
-fn default_wait_timeout() -> i64 {
+fn default_wait_timeout() -> u64 {
     3600
 }
-fn default_request_timeout() -> i64 {
+fn default_request_timeout() -> u64 {
     60
 }
 
@@ -147,40 +130,20 @@ pub enum Kind {
     Deletion,
 }
 
-/// One volume of the run: the host it reports to and its options.
+/// One volume of the run: the host it reports to and what it should be.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub host: String,
     pub kind: Kind,
-    pub params: Params,
-}
-
-impl Entry {
-    /// The volume's name, or its id.
-    pub fn label(&self) -> String {
-        self.params
-            .name
-            .clone()
-            .unwrap_or_else(|| self.params.id.unwrap_or_default().to_string())
-    }
+    pub desired: Desired,
 }
 
 /// Checks the options and turns them into entries; `warnings` collects
 /// what `kbv3_volume` would warn about.
+///
+/// # Errors
+/// The message for the user, naming the entry.
 pub fn entries(p: &VolumesParams, warnings: &mut Vec<String>) -> Result<Vec<Entry>, String> {
-    for (name, value, range) in [
-        ("concurrency", p.concurrency, 1..=64),
-        ("wait_timeout", p.wait_timeout, 1..=86_400),
-        ("request_timeout", p.request_timeout, 1..=3_600),
-    ] {
-        if !range.contains(&value) {
-            return Err(format!(
-                "argument '{name}': must be between {} and {}, got {value}",
-                range.start(),
-                range.end()
-            ));
-        }
-    }
     if p.confirm.is_some() && p.diff_file.is_none() {
         return Err("argument 'confirm': goes with diff_file (the diff it confirms)".into());
     }
@@ -196,84 +159,54 @@ pub fn entries(p: &VolumesParams, warnings: &mut Vec<String>) -> Result<Vec<Entr
                 "{where_} (volume {id}): give expect (what the reviewed plan says the volume is) or diff_file; a deletion without a guard is refused"
             ));
         }
-        let params = Params {
+        let desired = Desired {
             id: Some(id),
+            state: State::Absent,
             expect: d.expect.clone(),
-            ..item_defaults(p, State::Absent)
+            ..Desired::default()
         };
         let host = d.host.clone().unwrap_or_default();
-        out.push(checked(params, host, Kind::Deletion, &where_, warnings)?);
+        out.push(checked(desired, host, Kind::Deletion, &where_, warnings)?);
     }
     for (i, d) in p.volumes.iter().enumerate() {
         let host = d.host.clone().or_else(|| d.server.clone());
         let where_ = format!("volumes[{i}]");
-        let Some(name) = d.name.clone() else {
+        let Some(name) = &d.name else {
             return Err(format!("{where_}: name is required"));
         };
         let Some(host) = host else {
             return Err(format!("{where_} ({name}): give host or server"));
         };
-        let params = Params {
-            name: Some(name),
-            size: d.size,
-            server: d.server.clone(),
-            move_volume: d.move_volume,
-            location: d.location.clone(),
-            format: d.format,
-            automount: d.automount,
-            labels: d.labels.clone(),
-            delete_protection: d.delete_protection,
-            ..item_defaults(p, State::Present)
-        };
-        out.push(checked(params, host, Kind::Volume, &where_, warnings)?);
+        let desired = d.desired(None, State::Present, None);
+        out.push(checked(desired, host, Kind::Volume, &where_, warnings)?);
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = out
         .iter()
-        .find(|e| !seen.insert((e.kind, e.params.name.clone(), e.params.id)))
+        .find(|e| !seen.insert((e.kind, e.desired.name.clone(), e.desired.id)))
     {
         return Err(format!(
             "volume {} is listed twice; give each volume once",
-            dup.label()
+            dup.desired.label()
         ));
     }
     Ok(out)
 }
 
-/// Checks one entry's options with the rules of `kbv3_volume`.
+/// Checks one entry with the rules of `kbv3_volume`.
 fn checked(
-    params: Params,
+    desired: Desired,
     host: String,
     kind: Kind,
     where_: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Entry, String> {
-    check(&params, warnings).map_err(|e| format!("{where_} ({host}): {e}"))?;
-    Ok(Entry { host, kind, params })
-}
-
-/// The options every entry shares.
-fn item_defaults(p: &VolumesParams, state: State) -> Params {
-    Params {
-        name: None,
-        id: None,
-        state,
-        size: None,
-        server: None,
-        move_volume: false,
-        location: None,
-        format: None,
-        automount: false,
-        labels: None,
-        delete_protection: None,
-        expect: None,
-        diff_file: None,
-        confirm: None,
-        wait: true,
-        wait_timeout: p.wait_timeout,
-        request_timeout: p.request_timeout,
-        allow_insecure_http: p.allow_insecure_http,
-        api_token: None,
-        api_endpoint: None,
-    }
+    desired
+        .check(warnings)
+        .map_err(|e| format!("{where_} ({host}): {e}"))?;
+    Ok(Entry {
+        host,
+        kind,
+        desired,
+    })
 }

@@ -8,16 +8,16 @@
 //! for `detached`/`absent` an `id` and a `name` given together must name the
 //! same volume.
 
+pub use super::source::Source;
 use crate::hcloud::types::Volume;
 use crate::hcloud::Error;
-pub use crate::reconcile::source::Source;
 
+use super::desired::{Desired, State};
 use super::failure::{Code, Refusal};
-use super::params::{Params, State};
 use super::plan::{Observed, ServerRef, TargetServer};
 
 /// Reads the volume, the target server and the attached server's name.
-pub fn observe(client: &dyn Source, p: &Params) -> Result<Observed, Refusal> {
+pub fn observe(client: &dyn Source, p: &Desired) -> Result<Observed, Refusal> {
     let what = p
         .name
         .clone()

@@ -1,7 +1,7 @@
 //! The `kbv3_volumes` Ansible module: one task on the controller converges a
 //! whole fleet's volumes (desired volumes and guarded deletions) with paged
-//! lists, bounded concurrency, batched action polling and one deadline. The
-//! planner and the steps are `kbv3_volume`'s own ([`crate::module`]).
+//! lists, bounded concurrency, batched action polling and one deadline, on
+//! the reconcile core it shares with `kbv3_volume` ([`crate::reconcile`]).
 //!
 //! A real run locks the hosts it will change and journals every change in
 //! the state directory (`state_dir`, by default the diff's folder), and
@@ -20,16 +20,19 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
+use crate::ansible::args::{parse_as, Invocation, Settings};
+use crate::ansible::client::RunClient;
+use crate::ansible::output::{add_invocation, Failed};
 use crate::fleet::report;
 use crate::fleet::reviewed::ReviewedDiff;
 use crate::hcloud::{Client, Environment};
-use crate::module::failure::{Code, Refusal};
-use crate::module::observe::Source;
-use crate::module::params::{parse_as, ExpectServer, Invocation, Settings};
-use crate::module::reviewed;
-use crate::module::{add_invocation, run_client, RunClient};
 use crate::reconcile;
+use crate::reconcile::desired::ExpectServer;
+use crate::reconcile::failure::{Code, Refusal};
 use crate::reconcile::journal::Event;
+use crate::reconcile::reviewed;
+use crate::reconcile::source::Source;
+use crate::reconcile::Mode;
 
 use index::Index;
 use params::{Entry, Kind, VolumesParams};
@@ -41,10 +44,10 @@ use params::{Entry, Kind, VolumesParams};
 pub fn run(args: &Value, env: &Environment) -> Value {
     let mut inv = match parse_as::<VolumesParams>(args, "kbv3_volumes") {
         Ok(inv) => inv,
-        Err(msg) => return refused(&Map::new(), Settings::default(), Code::InvalidArgument, msg),
+        Err(msg) => return Failed::invalid(msg).into_result(&[], &Map::new(), Settings::default()),
     };
     let fail = |inv: &Invocation<VolumesParams>, r: Refusal| {
-        refused(&inv.module_args, inv.settings, r.code, r.msg)
+        Failed::refused(&r).into_result(&inv.warnings, &inv.module_args, inv.settings)
     };
     let read = match fleet::expand(&mut inv.params, &mut inv.warnings) {
         Ok(read) => read,
@@ -54,23 +57,22 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         Ok(e) => e,
         Err(msg) => return fail(&inv, Refusal::new(Code::InvalidArgument, msg)),
     };
-    let diff = match bind_deletions(&inv.params, inv.settings.check_mode, &mut entries, read) {
+    let diff = match bind_deletions(&inv.params, inv.settings.mode, &mut entries, read) {
         Ok(d) => d,
         Err(r) => return fail(&inv, r),
     };
     let p = &inv.params;
-    let client = match run_client(
-        RunClient {
-            token: p.api_token.clone(),
-            endpoint: p.api_endpoint.clone(),
-            allow_insecure_http: p.allow_insecure_http,
-            wait_timeout: p.wait_timeout,
-            request_timeout: p.request_timeout,
-            // Keep room for every worker's request in flight.
-            in_flight: 2 * p.concurrency as u64,
-        },
-        env,
-    ) {
+    let client = match (RunClient {
+        token: p.api_token.clone(),
+        endpoint: p.api_endpoint.clone(),
+        allow_insecure_http: p.allow_insecure_http,
+        wait_timeout: p.wait_timeout,
+        request_timeout: p.request_timeout,
+        // Keep room for every worker's request in flight.
+        in_flight: 2 * p.concurrency,
+    })
+    .build(env)
+    {
         Ok(c) => c,
         Err(e) => return fail(&inv, Refusal::new(Code::InvalidArgument, e.to_string())),
     };
@@ -78,7 +80,7 @@ pub fn run(args: &Value, env: &Environment) -> Value {
     result["api_requests"] = json!(client.stats());
     if result["failed"] != true {
         let left_alone = diff.as_ref().map_or(0, |d| d.diff.volumes_left_alone.len());
-        result["summary"] = json!(summary::lines(&result, inv.settings.check_mode, left_alone));
+        result["summary"] = json!(summary::lines(&result, inv.settings.mode, left_alone));
     }
     result
 }
@@ -90,7 +92,8 @@ fn execute(
     diff: Option<&ReviewedDiff>,
 ) -> Value {
     let settings = inv.settings;
-    let fail = |r: Refusal| refused(&inv.module_args, settings, r.code, r.msg);
+    let fail =
+        |r: Refusal| Failed::refused(&r).into_result(&inv.warnings, &inv.module_args, settings);
     let state_dir = inv
         .params
         .state_dir
@@ -100,7 +103,7 @@ fn execute(
     // A real run locks its hosts before it reads anything.
     let locked = match state_dir
         .as_deref()
-        .filter(|_| !settings.check_mode && !entries.is_empty())
+        .filter(|_| !settings.mode.is_check() && !entries.is_empty())
     {
         Some(dir) => {
             let mut hosts: Vec<String> = entries.iter().map(|e| e.host.clone()).collect();
@@ -148,15 +151,15 @@ fn execute(
             .as_ref()
             .map(|s| s.detached_before.clone())
             .unwrap_or_default(),
-        workers: inv.params.concurrency as usize,
+        workers: usize::try_from(inv.params.concurrency).unwrap_or(1),
     };
-    let outcomes = converge::converge(&run, &mut index, entries, settings.check_mode);
-    let mut result = results::build(entries, &outcomes, settings.check_mode, settings.diff);
+    let outcomes = converge::converge(&run, &mut index, entries, settings.mode);
+    let mut result = results::build(entries, &outcomes, settings.mode, settings.diff);
     let changed = result["volumes"]
         .as_array()
         .is_some_and(|v| v.iter().any(|v| v["changed"] == true));
     result["changed"] = changed.into();
-    result["msg"] = summary(&result["totals"], settings.check_mode).into();
+    result["msg"] = summary(&result["totals"], settings.mode).into();
     let mut warnings = inv.warnings.clone();
     // Recoveries (an adopted create, a volume already gone) show on the task.
     warnings.extend(
@@ -225,7 +228,7 @@ fn execute(
 /// already read (by the fleet input), else `diff_file` is read here.
 fn bind_deletions(
     p: &VolumesParams,
-    check_mode: bool,
+    mode: Mode,
     entries: &mut [Entry],
     read: Option<ReviewedDiff>,
 ) -> Result<Option<ReviewedDiff>, Refusal> {
@@ -236,21 +239,21 @@ fn bind_deletions(
     };
     if let Some(r) = diff.as_ref().filter(|_| deletions > 0) {
         let what = format!("{deletions} volumes are listed for deletion by");
-        reviewed::require_confirmation(r, p.confirm.as_deref(), check_mode, &what)?;
+        reviewed::require_confirmation(r, p.confirm.as_deref(), mode, &what)?;
         for e in entries.iter_mut().filter(|e| e.kind == Kind::Deletion) {
-            let id = e.params.id.unwrap_or_default();
+            let id = e.desired.id.unwrap_or_default();
             let expect =
-                reviewed::reviewed_expect(r, id, e.params.expect.as_ref()).map_err(|r| {
+                reviewed::reviewed_expect(r, id, e.desired.expect.as_ref()).map_err(|r| {
                     Refusal::new(
                         r.code,
                         format!("deletion of volume {id} ({}): {}", e.host, r.msg),
                     )
                 })?;
-            e.params.expect = Some(expect);
+            e.desired.expect = Some(expect);
         }
     }
     for e in entries.iter_mut().filter(|e| e.host.is_empty()) {
-        e.host = match e.params.expect.as_ref().map(|x| &x.server) {
+        e.host = match e.desired.expect.as_ref().map(|x| &x.server) {
             Some(ExpectServer::Attached(s)) => s.clone(),
             _ => "unattached".into(),
         };
@@ -289,10 +292,10 @@ fn same_servers(r: &ReviewedDiff, index: &Index) -> Result<(), Refusal> {
 }
 
 /// The run in one line.
-fn summary(t: &Value, check_mode: bool) -> String {
+fn summary(t: &Value, mode: Mode) -> String {
     let n = |k: &str| t[k].as_u64().unwrap_or_default();
     let verb = |now: &str, past: &str| {
-        if check_mode {
+        if mode.is_check() {
             format!("would {now}")
         } else {
             past.to_string()
@@ -313,13 +316,6 @@ fn summary(t: &Value, check_mode: bool) -> String {
         n("failed"),
         t["failed_hosts"].as_array().map_or(0, Vec::len),
     )
-}
-
-fn refused(module_args: &Map<String, Value>, settings: Settings, code: Code, msg: String) -> Value {
-    let mut result = json!({ "failed": true, "changed": false, "msg": msg,
-                             "failure": { "code": code, "message": msg } });
-    add_invocation(&mut result, module_args, settings);
-    result
 }
 
 /// The JSON Schema of the options (for `kbv3_volumes --schema`).

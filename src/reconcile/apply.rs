@@ -16,13 +16,11 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::hcloud::types::{Action, ActionStatus};
 use crate::hcloud::{ApiCode, Client, Error};
 use crate::reconcile::journal::{Event, Fate, Intent, Journal, Op};
 
-use super::failure::{self, code_of, Code, Refusal};
+use super::failure::{code_of, Code, Details, Refusal};
 use super::guard::{attached, last_detach, moved_during_the_run, still_as_reviewed, undo_detach};
 use super::plan::{PlannedStep, ServerRef, Step};
 
@@ -78,13 +76,8 @@ impl Failure {
     }
 
     /// The `failure` object of the result.
-    pub fn details(&self) -> Value {
-        let mut d = failure::details(self.code, self.error.as_ref());
-        d["step"] = self.step.clone().into();
-        if d["message"].is_null() {
-            d["message"] = self.msg.clone().into();
-        }
-        d
+    pub fn details(&self) -> Details {
+        Details::of(self.code, &self.step, self.error.as_ref(), &self.msg)
     }
 }
 

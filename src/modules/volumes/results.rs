@@ -1,21 +1,22 @@
 //! The result of a fleet run: one entry per volume, one per host (what a
 //! per-host task reads), and the run's tallies (what a summary prints).
 
+use crate::reconcile::Mode;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::module::plan::{Step, VolumeView};
+use crate::reconcile::plan::{Step, VolumeView};
 
 use super::converge::{is_stale, name, Outcome};
 use super::params::{Entry, Kind};
 
 /// The results of every entry, host and the totals.
-pub fn build(entries: &[Entry], outcomes: &[Outcome], check_mode: bool, diff: bool) -> Value {
+pub fn build(entries: &[Entry], outcomes: &[Outcome], mode: Mode, diff: bool) -> Value {
     let volumes: Vec<Value> = entries
         .iter()
         .zip(outcomes)
-        .map(|(e, o)| entry_result(e, o, check_mode, diff))
+        .map(|(e, o)| entry_result(e, o, mode, diff))
         .collect();
     let mut hosts: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for v in &volumes {
@@ -34,7 +35,7 @@ pub fn build(entries: &[Entry], outcomes: &[Outcome], check_mode: bool, diff: bo
     let mut checks = serde_json::Map::new();
     let mut not_ok = serde_json::Map::new();
     for (h, r) in &hosts {
-        if let Some(msg) = refusal(r, desired.get(h.as_str()).copied(), check_mode) {
+        if let Some(msg) = refusal(r, desired.get(h.as_str()).copied(), mode) {
             not_ok.insert(h.clone(), msg.into());
         }
         let v = &r["volume"];
@@ -54,16 +55,16 @@ pub fn build(entries: &[Entry], outcomes: &[Outcome], check_mode: bool, diff: bo
 /// its host side each volume's `device` and `size` (`checks`), two small
 /// maps: Ansible pays for a variable's size each time a host's task
 /// touches it, and the whole result is large.
-fn refusal(host: &Value, desired: Option<&Entry>, check_mode: bool) -> Option<String> {
+fn refusal(host: &Value, desired: Option<&Entry>, mode: Mode) -> Option<String> {
     let stale = host["stale"].as_array().is_some_and(|s| !s.is_empty());
     if host["failed"] == true || stale {
         return Some(str_of(host, "msg"));
     }
-    let e = desired.filter(|_| !check_mode)?;
+    let e = desired.filter(|_| !mode.is_check())?;
     let v = &host["volume"];
-    let server = e.params.server.as_deref().unwrap_or_default();
-    let size = e.params.size.unwrap_or_default();
-    if v["server_name"] == server && v["size"].as_i64() == Some(size) {
+    let server = e.desired.server.as_deref().unwrap_or_default();
+    let size = e.desired.size.unwrap_or_default();
+    if v["server_name"] == server && v["size"].as_u64() == Some(u64::from(size)) {
         return None;
     }
     let shows = if v.is_null() {
@@ -77,7 +78,7 @@ fn refusal(host: &Value, desired: Option<&Entry>, check_mode: bool) -> Option<St
     };
     Some(format!(
         "{}: expected attached to {server} with {size} GB, the API shows {shows}",
-        e.label()
+        e.desired.label()
     ))
 }
 
@@ -86,38 +87,38 @@ fn str_of(v: &Value, key: &str) -> String {
 }
 
 /// True when the entry has (or, in check mode, would have) this step.
-fn has(o: &Outcome, check_mode: bool, f: fn(&Step) -> bool) -> bool {
+fn has(o: &Outcome, mode: Mode, f: fn(&Step) -> bool) -> bool {
     let Some(plan) = &o.plan else { return false };
     plan.steps
         .iter()
-        .any(|s| f(&s.step) && (check_mode || o.done.contains(&s.text)))
+        .any(|s| f(&s.step) && (mode.is_check() || o.done.contains(&s.text)))
 }
 
-fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
+fn entry_result(e: &Entry, o: &Outcome, mode: Mode, diff: bool) -> Value {
     let planned: Vec<String> = o
         .plan
         .as_ref()
         .map(|p| p.steps.iter().map(|s| s.text.clone()).collect())
         .unwrap_or_default();
-    let actions = if check_mode {
+    let actions = if mode.is_check() {
         planned.clone()
     } else {
         o.done.clone()
     };
-    let created = has(o, check_mode, |s| matches!(s, Step::Create { .. }));
-    let deleted = if check_mode {
-        has(o, true, |s| matches!(s, Step::Delete { .. }))
+    let created = has(o, mode, |s| matches!(s, Step::Create { .. }));
+    let deleted = if mode.is_check() {
+        has(o, Mode::Check, |s| matches!(s, Step::Delete { .. }))
     } else {
         o.deleted
     };
     let subject = o.volume.as_ref().map_or_else(
-        || match e.params.id {
+        || match e.desired.id {
             Some(id) => format!("{} ({id})", name(e, o)),
             None => name(e, o),
         },
         VolumeView::label,
     );
-    let msg = match (&o.failure, actions.is_empty(), check_mode) {
+    let msg = match (&o.failure, actions.is_empty(), mode.is_check()) {
         (Some(f), _, _) if o.done.is_empty() => f.msg.clone(),
         (Some(f), _, _) if f.rerun_finishes => format!(
             "{}. Done before the failure: {}. Rerun to finish (same code, no refresh needed)",
@@ -147,7 +148,7 @@ fn entry_result(e: &Entry, o: &Outcome, check_mode: bool, diff: bool) -> Value {
         "warnings": o.warnings,
     });
     if let Some(f) = &o.failure {
-        r["failure"] = f.details();
+        r["failure"] = json!(f.details());
     }
     if diff && !planned.is_empty() {
         let plan = o.plan.as_ref().expect("a plan with steps");

@@ -7,19 +7,19 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::params::{Deletion, Desired, VolumesParams};
+use super::params::{Deletion, DesiredVolume, VolumesParams};
 use crate::fleet::diff::Diff;
 use crate::fleet::inventory::ORPHAN_HOST;
 use crate::fleet::paths;
 use crate::fleet::plan::Plan;
 use crate::fleet::reviewed::{self, ReviewedDiff};
 use crate::hcloud::types::Labels;
-use crate::module::params::Format;
+use crate::reconcile::desired::Format;
 
 /// What the fleet asks for the selected hosts.
 #[derive(Debug, Default)]
 pub struct Selection {
-    pub volumes: Vec<Desired>,
+    pub volumes: Vec<DesiredVolume>,
     pub deletions: Vec<Deletion>,
     /// Selected hosts the fleet does not know (they get nothing).
     pub unknown: Vec<String>,
@@ -62,10 +62,10 @@ pub fn select(
             };
             let mut labels = labels.clone();
             labels.insert("role_v3".into(), p.role_v3.clone());
-            out.volumes.push(Desired {
+            out.volumes.push(DesiredVolume {
                 host: Some(host.clone()),
                 name: Some(p.volume_name.clone()),
-                size: Some(i64::from(p.size_gb)),
+                size: Some(p.size_gb),
                 server: Some(host.clone()),
                 move_volume: moves.get(host.as_str()).copied().unwrap_or(false),
                 location: None,

@@ -17,17 +17,18 @@
 //!
 //! A failing entry fails alone; the others go on.
 
+use crate::reconcile::Mode;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::hcloud::types::{Action, ActionStatus, Volume};
 use crate::hcloud::{Client, Error, VolumeFilter};
-use crate::module::apply::{self, journal_finished, Applied, Ctx, Deleted, Failure, Pending};
-use crate::module::failure::{Code, Refusal};
-use crate::module::guard;
-use crate::module::observe;
-use crate::module::plan::{self, Plan, PlannedStep, ServerRef, Step, VolumeView};
+use crate::reconcile::apply::{self, journal_finished, Applied, Ctx, Deleted, Failure, Pending};
+use crate::reconcile::failure::{Code, Refusal};
+use crate::reconcile::guard;
 use crate::reconcile::journal::Journal;
+use crate::reconcile::observe;
+use crate::reconcile::plan::{self, Plan, PlannedStep, ServerRef, Step, VolumeView};
 
 use super::index::Index;
 use super::params::{Entry, Kind};
@@ -90,10 +91,10 @@ impl Outcome {
     }
 }
 
-/// Plans every entry from the index; with `check_mode` nothing else happens.
-pub fn converge(run: &Run, index: &mut Index, entries: &[Entry], check_mode: bool) -> Vec<Outcome> {
+/// Plans every entry from the index; in check mode nothing else happens.
+pub fn converge(run: &Run, index: &mut Index, entries: &[Entry], mode: Mode) -> Vec<Outcome> {
     let mut outcomes = plan_all(index, entries);
-    if check_mode {
+    if mode.is_check() {
         return outcomes;
     }
     // 2. The deletions up to their delete (detach, unprotect).
@@ -153,7 +154,7 @@ pub fn converge(run: &Run, index: &mut Index, entries: &[Entry], check_mode: boo
                 let msg = format!(
                     "{} was left as it is: server {} still has {why}, and a server never gets its new volume next to a legacy one. \
                      Run PH3-02 again once that volume is off (see its message).",
-                    entries[i].label(),
+                    entries[i].desired.label(),
                     index.server_name(server)
                 );
                 let first = plan.steps[0].text.clone();
@@ -260,7 +261,7 @@ fn fresh_enough(
     }) else {
         return Ok(());
     };
-    let id = e.params.id.unwrap_or_default();
+    let id = e.desired.id.unwrap_or_default();
     let fresh = fresh_volume(client, index, id)
         .map_err(|err| Failure::api("re-read the volume before detaching it", err, &[]))?;
     let found = match fresh.as_ref().map(|v| v.server) {
@@ -272,7 +273,7 @@ fn fresh_enough(
     let msg = format!(
         "the plan is stale for volume {} ({id}): {found} when the run was about to detach it. \
          It was left alone; run PH3-01 again to refresh the diff and review it before running PH3-02.",
-        e.label()
+        e.desired.label()
     );
     Err(Failure::refused(
         text,
@@ -319,7 +320,7 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
                 return Err((f, None));
             }
         };
-        let expect = e.params.expect.as_ref().expect("deletions have a guard");
+        let expect = e.desired.expect.as_ref().expect("deletions have a guard");
         let ours = by_kbv3.as_ref().is_some_and(|f| expect_names(expect, f));
         if let Err(r) = guard::still_as_reviewed(expect, fresh.as_ref(), ours) {
             let f = Failure::refused(&step.text, r, &o.done);
@@ -370,8 +371,8 @@ fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Out
 }
 
 /// True when the reviewed server (`expect.server`) is `s`.
-fn expect_names(expect: &crate::module::params::Expect, s: &ServerRef) -> bool {
-    use crate::module::params::ExpectServer;
+fn expect_names(expect: &crate::reconcile::desired::Expect, s: &ServerRef) -> bool {
+    use crate::reconcile::desired::ExpectServer;
     match &expect.server {
         ExpectServer::Attached(spec) => *spec == s.name || *spec == s.id.to_string(),
         _ => false,
@@ -391,7 +392,7 @@ fn servers_with_legacy_volumes(
             continue;
         }
         let now = o.put_back_on.or_else(|| {
-            o.id.or(e.params.id)
+            o.id.or(e.desired.id)
                 .and_then(|id| index.get(id))
                 .and_then(|v| v.server)
         });
@@ -405,14 +406,14 @@ fn servers_with_legacy_volumes(
 /// The volume's name: for a deletion the reviewed one (a rename since the
 /// review is a difference, reported in `msg`), else the current one.
 pub fn name(e: &Entry, o: &Outcome) -> String {
-    let reviewed = e.params.expect.as_ref().and_then(|x| x.name.clone());
+    let reviewed = e.desired.expect.as_ref().and_then(|x| x.name.clone());
     let current = o.volume.as_ref().map(|v| v.name.clone());
-    reviewed.or(current).unwrap_or_else(|| e.label())
+    reviewed.or(current).unwrap_or_else(|| e.desired.label())
 }
 
 /// The volume's name and id, for messages.
 fn label(e: &Entry, o: &Outcome) -> String {
-    match o.id.or(e.params.id) {
+    match o.id.or(e.desired.id) {
         Some(id) => format!("{} ({id})", name(e, o)),
         None => name(e, o),
     }
@@ -422,14 +423,14 @@ fn label(e: &Entry, o: &Outcome) -> String {
 /// the volume as observed, so that its result still names it.
 fn planned(index: &Index, e: &Entry) -> Outcome {
     let mut o = Outcome::default();
-    let observed = match observe::observe(index, &e.params) {
+    let observed = match observe::observe(index, &e.desired) {
         Ok(obs) => obs,
         Err(r) => {
             o.failure = Some(Failure::refused("observe", r, &[]));
             return o;
         }
     };
-    match plan::plan(&e.params, &observed) {
+    match plan::plan(&e.desired, &observed) {
         Ok(p) => {
             o.id = p.before.as_ref().and_then(|v| v.id);
             o.volume = match e.kind {
@@ -546,7 +547,7 @@ pub fn is_stale(o: &Outcome) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::volumes::params::{entries, VolumesParams};
+    use crate::modules::volumes::params::{entries, VolumesParams};
     use serde_json::{json, Value};
 
     fn location(name: &str) -> Value {
@@ -676,7 +677,7 @@ mod tests {
                         {"host": "ghost", "name": "v", "size": 10, "server": "ghost"}],
             "deletions": [{"host": "web-01", "id": 10, "expect": {"id": 10, "name": "vol-web-01", "server": "web-01"}},
                           {"host": "db-01", "id": 12, "expect": {"id": 12, "name": "old-name", "server": null}}]}));
-        let r = crate::volumes::results::build(&e, &o, true, true);
+        let r = crate::modules::volumes::results::build(&e, &o, Mode::Check, true);
         let web = &r["hosts"]["web-01"];
         assert_eq!(
             web["actions"],

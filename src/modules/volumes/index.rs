@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::hcloud::types::{Server, Volume};
 use crate::hcloud::{Client, Error, VolumeFilter};
-use crate::module::observe::Source;
+use crate::reconcile::source::Source;
 
 /// Volumes and servers by id and by name, and when the volumes were read.
 #[derive(Debug)]

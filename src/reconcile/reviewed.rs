@@ -6,42 +6,50 @@
 
 use crate::fleet::reviewed::{self, ReviewedDiff};
 
+use super::desired::{Desired, Expect, ExpectServer, Mode};
 use super::failure::{Code, Refusal};
-use super::params::{Expect, ExpectServer, Params};
 
-/// The options with `expect` taken from the diff, when `diff_file` is given.
-pub fn bind(p: &Params, check_mode: bool) -> Result<Params, Refusal> {
-    let Some(path) = &p.diff_file else {
-        return Ok(p.clone());
-    };
-    let id = p.id.unwrap_or_default();
+/// The deletion `d` guarded by its entry in the diff at `path`, confirmed
+/// with `confirm` (not needed in check mode).
+///
+/// # Errors
+/// An unreadable diff, a missing or wrong confirmation, a volume the diff
+/// does not list, or an `expect` that disagrees with the diff.
+pub fn bind(path: &str, confirm: Option<&str>, mode: Mode, d: Desired) -> Result<Desired, Refusal> {
+    let id = d.id.unwrap_or_default();
     let r = load(path)?;
     require_confirmation(
         &r,
-        p.confirm.as_deref(),
-        check_mode,
+        confirm,
+        mode,
         &format!("volume {id} is listed for deletion by"),
     )?;
-    Ok(Params {
-        expect: Some(reviewed_expect(&r, id, p.expect.as_ref())?),
-        ..p.clone()
+    Ok(Desired {
+        expect: Some(reviewed_expect(&r, id, d.expect.as_ref())?),
+        ..d
     })
 }
 
 /// Reads the diff file; an unusable file is an invalid argument.
+///
+/// # Errors
+/// The file cannot be read or is not a usable diff.
 pub fn load(path: &str) -> Result<ReviewedDiff, Refusal> {
     reviewed::load(path.as_ref()).map_err(|e| Refusal::new(Code::InvalidArgument, e))
 }
 
 /// Refuses a real run whose `confirm` is not the diff's code. `what` starts
 /// the message ("volume 7 is listed for deletion by").
+///
+/// # Errors
+/// `unconfirmed`, naming the code to confirm with.
 pub fn require_confirmation(
     r: &ReviewedDiff,
     confirm: Option<&str>,
-    check_mode: bool,
+    mode: Mode,
     what: &str,
 ) -> Result<(), Refusal> {
-    if check_mode || confirm == Some(r.code.as_str()) {
+    if mode.is_check() || confirm == Some(r.code.as_str()) {
         return Ok(());
     }
     let given = confirm
@@ -64,6 +72,9 @@ pub fn require_confirmation(
 /// The guard of volume `id`: the diff's entry in `volumes_to_delete`. A
 /// volume the diff does not list is refused (`not_in_diff`); a `given`
 /// expect must agree with the entry.
+///
+/// # Errors
+/// `not_in_diff`, or `invalid_argument` for a disagreeing `expect`.
 pub fn reviewed_expect(
     r: &ReviewedDiff,
     id: i64,
@@ -81,7 +92,7 @@ pub fn reviewed_expect(
     let reviewed = Expect {
         id: Some(entry.id),
         name: Some(entry.name.clone()),
-        size: Some(i64::from(entry.size_gb)),
+        size: Some(entry.size_gb),
         location: Some(entry.location.clone()),
         server: entry
             .server_name

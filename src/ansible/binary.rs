@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 
 use crate::hcloud::Environment;
 
+use super::output::Failed;
+
 /// What a module binary runs.
 #[derive(Clone, Copy)]
 pub struct Module {
@@ -59,8 +61,9 @@ pub fn main(
     }
 }
 
+/// A run refused before any module ran, in the one failure shape.
 fn failure(msg: &str) -> Value {
-    json!({ "failed": true, "changed": false, "msg": msg })
+    serde_json::to_value(Failed::invalid(msg)).unwrap_or_default()
 }
 
 /// The module Ansible says it is running.

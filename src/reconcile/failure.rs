@@ -2,7 +2,7 @@
 //! (`failure.code`), next to the message for people.
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::hcloud::Error;
 
@@ -73,18 +73,59 @@ pub fn code_of(e: &Error) -> Code {
     }
 }
 
-/// The `failure` object of a result: the code, plus what the API said.
-pub fn details(code: Code, e: Option<&Error>) -> Value {
-    let api = e.and_then(Error::api);
-    json!({
-        "code": code,
-        "api_code": e.map(Error::code),
-        "message": api.map(|a| a.message.clone()).or_else(|| e.map(Error::to_string)),
-        "correlation_id": api.and_then(|a| a.correlation_id.clone()),
-        "details": api.and_then(|a| a.details.clone()),
-        "action_id": match e {
-            Some(Error::ActionFailed { action_id, .. }) => Some(*action_id),
-            _ => None,
-        },
-    })
+/// The `failure` object of every failed result, whichever module and
+/// whatever failed: the code always, what the API said when it answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Details {
+    pub code: Code,
+    pub message: String,
+    /// The step that failed, once steps had started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The API's error code, or kbv3's for an error without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    /// The failed action, when an action failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_id: Option<i64>,
+}
+
+impl Details {
+    /// A refusal decided before any change.
+    pub fn refused(r: &Refusal) -> Self {
+        Details {
+            code: r.code,
+            message: r.msg.clone(),
+            step: None,
+            api_code: None,
+            correlation_id: None,
+            details: None,
+            action_id: None,
+        }
+    }
+
+    /// A failure with this code, at `step`, caused by `e` (when a request
+    /// failed); `msg` when the API gave no message.
+    pub fn of(code: Code, step: &str, e: Option<&Error>, msg: &str) -> Self {
+        let api = e.and_then(Error::api);
+        Details {
+            code,
+            message: api
+                .map(|a| a.message.clone())
+                .or_else(|| e.map(Error::to_string))
+                .unwrap_or_else(|| msg.to_string()),
+            step: Some(step.to_string()),
+            api_code: e.map(Error::code),
+            correlation_id: api.and_then(|a| a.correlation_id.clone()),
+            details: api.and_then(|a| a.details.clone()),
+            action_id: match e {
+                Some(Error::ActionFailed { action_id, .. }) => Some(*action_id),
+                _ => None,
+            },
+        }
+    }
 }
