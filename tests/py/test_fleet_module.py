@@ -151,7 +151,7 @@ def test_429s_are_absorbed_and_a_small_budget_is_paced(start_sim, tmp_path):
 def test_bad_options_are_refused_before_any_request(sim, tmp_path):
     cases = [
         ({"deletions": [{"id": 5}]}, "deletions[0] (volume 5): give expect"),
-        ({"volumes": [{"name": "v", "size": 5, "server": "crm-01"}]}, "volumes[0] (crm-01): argument 'size'"),
+        ({"volumes": [{"name": "v", "size": 5, "server": "crm-01"}]}, "argument 'volumes[0].size': must be between 10 and 10240 (GB), got 5"),
         ({"volumes": [{"size": 10}]}, "volumes[0]: name is required"),
         ({"concurrency": 0}, "argument 'concurrency': must be between 1 and 64"),
         ({"volumes": [{"name": "v", "size": 10, "server": "crm-01", "colour": 1}]}, "unknown field `colour`"),
