@@ -21,6 +21,7 @@ pub mod observe;
 pub mod plan;
 pub mod reviewed;
 pub mod source;
+pub mod view;
 
 pub use desired::Mode;
 

@@ -7,12 +7,12 @@
 //! update (rename, labels), resize, detach, attach, protection.
 
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::hcloud::types::{CreateVolumeRequest, Labels, Volume};
 
 use super::desired::{Desired, Expect, ExpectServer, State};
 use super::failure::{Code, Refusal};
+pub use super::view::VolumeView;
 
 /// A server, by id and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,65 +67,6 @@ pub enum Step {
     Delete {
         recheck: Option<Expect>,
     },
-}
-
-/// The user-visible state of a volume, as returned in `volume`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VolumeView {
-    pub id: Option<i64>,
-    pub name: String,
-    pub size: u32,
-    pub location: String,
-    /// Id of the server it is attached to.
-    pub server: Option<i64>,
-    pub server_name: Option<String>,
-    pub linux_device: Option<String>,
-    pub labels: Labels,
-    pub status: String,
-    pub format: Option<String>,
-    pub delete_protection: bool,
-    pub created: Option<String>,
-}
-
-impl VolumeView {
-    /// The view of an observed volume.
-    pub fn of(v: &Volume, server_name: Option<String>) -> Self {
-        VolumeView {
-            id: Some(v.id),
-            name: v.name.clone(),
-            size: v.size,
-            location: v.location.name.clone(),
-            server: v.server,
-            server_name,
-            linux_device: Some(v.linux_device.clone()),
-            labels: v.labels.clone(),
-            status: v.status.clone(),
-            format: v.format.clone(),
-            delete_protection: v.protection.delete,
-            created: Some(v.created.clone()),
-        }
-    }
-
-    /// `name (id)`, or just the name before it exists.
-    pub fn label(&self) -> String {
-        match self.id {
-            Some(id) => format!("{} ({id})", self.name),
-            None => self.name.clone(),
-        }
-    }
-
-    /// The attributes a diff shows.
-    pub fn diff_view(&self) -> Value {
-        json!({
-            "name": self.name,
-            "size": self.size,
-            "location": self.location,
-            "server": self.server_name,
-            "labels": self.labels,
-            "delete_protection": self.delete_protection,
-            "format": self.format,
-        })
-    }
 }
 
 /// A planned step and its description in words.
@@ -526,6 +467,7 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use crate::hcloud::types::{Location, Protection};
     use crate::modules::volume::params::parse;
 

@@ -1,12 +1,12 @@
 //! The result of a fleet run: one entry per volume, one per host (what a
 //! per-host task reads), and the run's tallies (what a summary prints).
 
-use crate::reconcile::Mode;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use crate::reconcile::plan::{Step, VolumeView};
+use crate::reconcile::Mode;
 
 use super::converge::{is_stale, name, Outcome};
 use super::params::{Entry, Kind};

@@ -1,8 +1,9 @@
 //! The run in the lines PH3-02's summary prints, so that the playbook shows
 //! them instead of computing them in Jinja.
 
-use crate::reconcile::Mode;
 use serde_json::Value;
+
+use crate::reconcile::Mode;
 
 /// The summary lines of a run's result (`totals`, `volumes`, `api_requests`);
 /// `left_alone` is how many volumes the reviewed diff leaves alone.

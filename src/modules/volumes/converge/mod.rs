@@ -17,22 +17,26 @@
 //!
 //! A failing entry fails alone; the others go on.
 
-use crate::reconcile::Mode;
-use std::collections::{HashMap, HashSet};
+mod delete;
+mod wait;
+
+use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::hcloud::types::{Action, ActionStatus, Volume};
+use crate::hcloud::types::Volume;
 use crate::hcloud::{Client, Error, VolumeFilter};
-use crate::reconcile::apply::{self, journal_finished, Applied, Ctx, Deleted, Failure, Pending};
+use crate::reconcile::apply::{self, Applied, Ctx, Failure, Pending};
 use crate::reconcile::failure::{Code, Refusal};
-use crate::reconcile::guard;
 use crate::reconcile::journal::Journal;
 use crate::reconcile::observe;
 use crate::reconcile::plan::{self, Plan, PlannedStep, ServerRef, Step, VolumeView};
+use crate::reconcile::Mode;
 
 use super::index::Index;
 use super::params::{Entry, Kind};
 use super::pool;
+use delete::{delete_stage, servers_with_legacy_volumes};
+use wait::{final_views, wait_all};
 
 /// How old the last read of a volume may be when its detach goes out;
 /// older (a run held back by rate pacing), it is read again first.
@@ -186,7 +190,7 @@ pub fn plan_all(index: &Index, entries: &[Entry]) -> Vec<Outcome> {
 type Work = (usize, Option<i64>, Vec<PlannedStep>);
 
 /// The step context of one entry, whose volume is named `volume`.
-fn ctx<'a>(
+pub(super) fn ctx<'a>(
     run: &'a Run,
     e: &'a Entry,
     volume: &'a str,
@@ -239,7 +243,11 @@ fn run_stage(
 
 /// A volume as the lists show it, or read again when they are older than
 /// [`FRESH`] (rate pacing held the run back).
-fn fresh_volume(client: &Client, index: &Index, id: i64) -> Result<Option<Volume>, Error> {
+pub(super) fn fresh_volume(
+    client: &Client,
+    index: &Index,
+    id: i64,
+) -> Result<Option<Volume>, Error> {
     if index.age() < FRESH {
         Ok(index.get(id).cloned())
     } else {
@@ -282,127 +290,6 @@ fn fresh_enough(
     ))
 }
 
-/// Re-checks and deletes the deletions still pending, `workers` at a time;
-/// a deletion refused for good puts its volume back where kbv3 detached it from.
-fn delete_stage(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome]) {
-    let server_name = |id: i64| index.server_name(id);
-    let names: Vec<String> = outcomes
-        .iter()
-        .zip(entries)
-        .map(|(o, e)| name(e, o))
-        .collect();
-    let items: Vec<usize> = (0..outcomes.len())
-        .filter(|i| outcomes[*i].delete.is_some())
-        .collect();
-    let view: &[Outcome] = outcomes;
-    let results = pool::run(&items, run.workers, |&i| {
-        let (e, o) = (&entries[i], &view[i]);
-        let c = ctx(run, e, &names[i], &server_name);
-        let id = o.id.unwrap_or_default();
-        let step = o.delete.as_ref().expect("a pending delete");
-        // Where kbv3 took it off: this run, or an earlier one (journal).
-        let by_kbv3 = o.detached_from.clone().or_else(|| {
-            run.detached_before.get(&id).map(|s| ServerRef {
-                id: *s,
-                name: index.server_name(*s),
-            })
-        });
-        // Only this run's own detach is undone: an earlier run's server may
-        // hold its new volume by now.
-        let undo = |f: Box<Failure>| match &o.detached_from {
-            Some(from) => Err((guard::undo_detach(&c, id, from, f), Some(from.id))),
-            None => Err((f, None)),
-        };
-        let fresh = match fresh_volume(run.client, index, id) {
-            Ok(v) => v,
-            Err(err) => {
-                let f = Failure::api("re-read the volume before deleting it", err, &o.done);
-                return Err((f, None));
-            }
-        };
-        let expect = e.desired.expect.as_ref().expect("deletions have a guard");
-        let ours = by_kbv3.as_ref().is_some_and(|f| expect_names(expect, f));
-        if let Err(r) = guard::still_as_reviewed(expect, fresh.as_ref(), ours) {
-            let f = Failure::refused(&step.text, r, &o.done);
-            return match fresh.as_ref().map(|v| v.server) {
-                Some(None) => undo(f),
-                _ => Err((f, None)),
-            };
-        }
-        match apply::delete(&c, id) {
-            Ok(deleted) => Ok(deleted),
-            Err(err) => {
-                let f = Failure::api(&step.text, err, &o.done);
-                if f.rerun_finishes {
-                    Err((f, None))
-                } else {
-                    undo(f)
-                }
-            }
-        }
-    });
-    for (i, result) in items.into_iter().zip(results) {
-        let o = &mut outcomes[i];
-        let step = o.delete.take().expect("a pending delete");
-        match result {
-            Ok(Deleted::Now) => {
-                o.deleted = true;
-                o.done.push(step.text);
-            }
-            Ok(Deleted::AnswerLost) => {
-                o.deleted = true;
-                o.warnings.push(format!(
-                    "{}: the answer to the DELETE was lost; its retry found the volume gone, so this run deleted it",
-                    step.text
-                ));
-                o.done.push(step.text);
-            }
-            Ok(Deleted::AlreadyGone) => o.warnings.push(format!(
-                "{}: the volume was already gone (the API answered 404 at once); not counted as deleted by this run",
-                step.text
-            )),
-            Err((f, put_back)) => {
-                // Blocked even when the undo failed: its attach may still land.
-                o.put_back_on = put_back;
-                o.fail(f);
-            }
-        }
-    }
-}
-
-/// True when the reviewed server (`expect.server`) is `s`.
-fn expect_names(expect: &crate::reconcile::desired::Expect, s: &ServerRef) -> bool {
-    use crate::reconcile::desired::ExpectServer;
-    match &expect.server {
-        ExpectServer::Attached(spec) => *spec == s.name || *spec == s.id.to_string(),
-        _ => false,
-    }
-}
-
-/// The servers that still have a legacy volume of this run (a deletion
-/// that did not finish), and which volume.
-fn servers_with_legacy_volumes(
-    index: &Index,
-    entries: &[Entry],
-    outcomes: &[Outcome],
-) -> HashMap<i64, String> {
-    let mut out = HashMap::new();
-    for (e, o) in entries.iter().zip(outcomes) {
-        if e.kind != Kind::Deletion || o.failure.is_none() {
-            continue;
-        }
-        let now = o.put_back_on.or_else(|| {
-            o.id.or(e.desired.id)
-                .and_then(|id| index.get(id))
-                .and_then(|v| v.server)
-        });
-        if let Some(server) = now {
-            out.insert(server, format!("its legacy volume {}", label(e, o)));
-        }
-    }
-    out
-}
-
 /// The volume's name: for a deletion the reviewed one (a rename since the
 /// review is a difference, reported in `msg`), else the current one.
 pub fn name(e: &Entry, o: &Outcome) -> String {
@@ -412,7 +299,7 @@ pub fn name(e: &Entry, o: &Outcome) -> String {
 }
 
 /// The volume's name and id, for messages.
-fn label(e: &Entry, o: &Outcome) -> String {
+pub(super) fn label(e: &Entry, o: &Outcome) -> String {
     match o.id.or(e.desired.id) {
         Some(id) => format!("{} ({id})", name(e, o)),
         None => name(e, o),
@@ -449,91 +336,6 @@ fn planned(index: &Index, e: &Entry) -> Outcome {
         }
     }
     o
-}
-
-/// Waits for the last actions of every entry with batched polls and
-/// journals their end. An entry fails on its first failed action (a
-/// create's, not the attach that depended on it), or on one still running.
-fn wait_all(run: &Run, index: &Index, entries: &[Entry], outcomes: &mut [Outcome]) {
-    let actions: Vec<Action> = outcomes
-        .iter()
-        .flat_map(|o| o.pending.iter().map(|p| p.action.clone()))
-        .collect();
-    if actions.is_empty() {
-        return;
-    }
-    let waited = run.client.wait_all(&actions, Duration::MAX);
-    let server_name = |id: i64| index.server_name(id);
-    for (e, o) in entries.iter().zip(outcomes.iter_mut()) {
-        let pending = std::mem::take(&mut o.pending);
-        if pending.is_empty() {
-            continue;
-        }
-        let last_step = o.done.last().cloned().unwrap_or_default();
-        let earlier = o.done[..o.done.len().saturating_sub(1)].to_vec();
-        let volume = name(e, o);
-        let c = ctx(run, e, &volume, &server_name);
-        let mut skipped: Vec<String> = Vec::new();
-        let error = match &waited {
-            Ok(w) => {
-                journal_finished(&c, &pending, &w.finished);
-                let mine: HashSet<i64> = pending.iter().map(|p| p.action.id).collect();
-                let failed = pending.iter().position(|p| {
-                    w.finished
-                        .iter()
-                        .any(|a| a.id == p.action.id && a.status == ActionStatus::Error)
-                });
-                // The actions after the first failed one depended on it.
-                skipped = failed
-                    .map(|i| {
-                        pending[i + 1..]
-                            .iter()
-                            .map(|p| p.action.command.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                failed
-                    .and_then(|i| w.finished.iter().find(|a| a.id == pending[i].action.id))
-                    .map(|a| run.client.action_error(a))
-                    .or_else(|| {
-                        let running: Vec<i64> = w
-                            .running
-                            .iter()
-                            .copied()
-                            .filter(|id| mine.contains(id))
-                            .collect();
-                        (!running.is_empty()).then_some(Error::ActionTimeout {
-                            running,
-                            waited: w.waited,
-                        })
-                    })
-            }
-            Err(err) => Some(err.clone()),
-        };
-        if let Some(err) = error {
-            let mut f = Failure::api(&last_step, err, &earlier);
-            if !skipped.is_empty() {
-                f.msg = format!(
-                    "{}; what depended on it did not run ({})",
-                    f.msg,
-                    skipped.join(", ")
-                );
-            }
-            o.fail(f);
-        }
-    }
-}
-
-/// The volumes as the last list shows them.
-fn final_views(index: &Index, entries: &[Entry], outcomes: &mut [Outcome]) {
-    for (e, o) in entries.iter().zip(outcomes.iter_mut()) {
-        if e.kind != Kind::Volume || o.done.is_empty() {
-            continue;
-        }
-        if let Some(v) = o.id.and_then(|id| index.get(id)) {
-            o.volume = Some(VolumeView::of(v, v.server.map(|s| index.server_name(s))));
-        }
-    }
 }
 
 /// True when the entry's failure is a volume left alone because it changed
