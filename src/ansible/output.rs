@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::reconcile::failure::{Code, Details, Refusal};
+use crate::reconcile::failure::{Code, Details, Next, Refusal};
 
 use super::args::Settings;
 
@@ -17,6 +17,8 @@ pub struct Failed {
     pub changed: bool,
     pub msg: String,
     pub failure: Details,
+    /// What to do next.
+    pub next: Next,
     pub warnings: Vec<String>,
 }
 
@@ -27,6 +29,7 @@ impl Failed {
             failed: true,
             changed,
             msg,
+            next: Next::after(&[failure.code], false),
             failure,
             warnings: Vec::new(),
         }

@@ -40,6 +40,53 @@ pub enum Code {
     Blocked,
 }
 
+impl Code {
+    /// The code as results write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidArgument => "invalid_argument",
+            Code::NotFound => "not_found",
+            Code::IdentityMismatch => "identity_mismatch",
+            Code::StalePlan => "stale_plan",
+            Code::Protected => "protected",
+            Code::Refused => "refused",
+            Code::Unconfirmed => "unconfirmed",
+            Code::NotInDiff => "not_in_diff",
+            Code::ApiError => "api_error",
+            Code::ActionFailed => "action_failed",
+            Code::Timeout => "timeout",
+            Code::Locked => "locked",
+            Code::Blocked => "blocked",
+        }
+    }
+}
+
+/// What a person does next after a run that left something undone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Next {
+    /// Another run holds the hosts: wait for it, then run again.
+    Wait,
+    /// The volumes changed since the review: make and review a new diff.
+    Refresh,
+    /// Fix the cause and run again with the same code.
+    Rerun,
+}
+
+impl Next {
+    /// The next step after failures with these codes, `stale` when
+    /// volumes were left alone because they changed since the review.
+    pub fn after(codes: &[Code], stale: bool) -> Self {
+        if codes.contains(&Code::Locked) {
+            Next::Wait
+        } else if stale || codes.contains(&Code::StalePlan) || codes.contains(&Code::Protected) {
+            Next::Refresh
+        } else {
+            Next::Rerun
+        }
+    }
+}
+
 /// A refusal or failure decided before any change: its code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -126,6 +173,48 @@ impl Details {
                 Some(Error::ActionFailed { action_id, .. }) => Some(*action_id),
                 _ => None,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn the_next_step_follows_the_codes() {
+        use super::Next;
+        let cases: [(&[Code], bool, Next); 6] = [
+            (&[], false, Next::Rerun),
+            (&[Code::ApiError], false, Next::Rerun),
+            (&[], true, Next::Refresh),
+            (&[Code::Protected], false, Next::Refresh),
+            (&[Code::StalePlan, Code::ApiError], false, Next::Refresh),
+            (&[Code::StalePlan, Code::Locked], true, Next::Wait),
+        ];
+        for (codes, stale, want) in cases {
+            assert_eq!(Next::after(codes, stale), want, "{codes:?} {stale}");
+        }
+    }
+
+    #[test]
+    fn each_code_reads_as_it_is_serialised() {
+        for code in [
+            Code::InvalidArgument,
+            Code::NotFound,
+            Code::IdentityMismatch,
+            Code::StalePlan,
+            Code::Protected,
+            Code::Refused,
+            Code::Unconfirmed,
+            Code::NotInDiff,
+            Code::ApiError,
+            Code::ActionFailed,
+            Code::Timeout,
+            Code::Locked,
+            Code::Blocked,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
     }
 }

@@ -467,9 +467,9 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
     use crate::hcloud::types::{Location, Protection};
     use crate::modules::volume::params::parse;
+    use serde_json::{json, Value};
 
     fn params(v: Value) -> Desired {
         parse(&v).unwrap().desired

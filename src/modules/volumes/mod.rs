@@ -16,7 +16,9 @@ pub mod pool;
 pub mod results;
 pub mod summary;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
 
 use serde_json::{json, Map, Value};
 
@@ -25,10 +27,11 @@ use crate::ansible::client::RunClient;
 use crate::ansible::output::{add_invocation, Failed};
 use crate::fleet::report;
 use crate::fleet::reviewed::ReviewedDiff;
+use crate::hcloud::client::Stats;
 use crate::hcloud::{Client, Environment};
 use crate::reconcile;
 use crate::reconcile::desired::ExpectServer;
-use crate::reconcile::failure::{Code, Refusal};
+use crate::reconcile::failure::{Code, Next, Refusal};
 use crate::reconcile::journal::Event;
 use crate::reconcile::reviewed;
 use crate::reconcile::source::Source;
@@ -36,6 +39,7 @@ use crate::reconcile::Mode;
 
 use index::Index;
 use params::{Entry, Kind, VolumesParams};
+use results::{Results, VolumeDiff};
 
 /// Runs the module on the args JSON; returns the result object. The task
 /// fails (`failed: true`, `failure.code`) only when nothing could be done
@@ -76,13 +80,76 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         Ok(c) => c,
         Err(e) => return fail(&inv, Refusal::new(Code::InvalidArgument, e.to_string())),
     };
-    let mut result = execute(&client, &inv, &entries, diff.as_ref());
-    result["api_requests"] = json!(client.stats());
-    if result["failed"] != true {
-        let left_alone = diff.as_ref().map_or(0, |d| d.diff.volumes_left_alone.len());
-        result["summary"] = json!(summary::lines(&result, inv.settings.mode, left_alone));
-    }
+    let done = match execute(&client, &inv, &entries, diff.as_ref()) {
+        Ok(done) => done,
+        Err(r) => {
+            let mut result = fail(&inv, r);
+            result["api_requests"] = json!(client.stats());
+            return result;
+        }
+    };
+    let mode = inv.settings.mode;
+    let stats = client.stats();
+    let left_alone = diff.as_ref().map_or(0, |d| d.diff.volumes_left_alone.len());
+    let results = &done.results;
+    let diffs = inv.settings.diff.then(|| {
+        results
+            .volumes
+            .iter()
+            .filter_map(|v| v.diff.as_ref())
+            .collect()
+    });
+    let printed = Printed {
+        changed: results.changed(),
+        msg: summary::line(&results.totals, mode),
+        results: results.printed(),
+        warnings: &done.warnings,
+        report: done.report.as_ref(),
+        run_id: done.journal.as_ref().map(|j| j.0.as_str()),
+        journal: done.journal.as_ref().map(|j| j.1.as_path()),
+        diff: diffs,
+        summary: summary::lines(results, &stats, mode, left_alone),
+        stale_messages: results.stale_messages(),
+        next: Next::after(&results.refused_deletions(), results.totals.stale > 0),
+        api_requests: &stats,
+    };
+    let mut result = serde_json::to_value(printed).unwrap_or_default();
+    add_invocation(&mut result, &inv.module_args, inv.settings);
     result
+}
+
+/// A fleet run's result as printed.
+#[derive(Serialize)]
+struct Printed<'a> {
+    changed: bool,
+    msg: String,
+    #[serde(flatten)]
+    results: results::Printed<'a>,
+    warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a [PathBuf; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journal: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<Vec<&'a VolumeDiff>>,
+    summary: Vec<String>,
+    /// Why each stale volume was left alone.
+    stale_messages: Vec<&'a str>,
+    /// What to do next if anything was left undone.
+    next: Next,
+    api_requests: &'a Stats,
+}
+
+/// What a run that could act did.
+struct Done {
+    results: Results,
+    warnings: Vec<String>,
+    /// The report rebuilt from the journal (JSON, Markdown).
+    report: Option<[PathBuf; 2]>,
+    /// The run's id and journal, when it kept one.
+    journal: Option<(String, PathBuf)>,
 }
 
 fn execute(
@@ -90,10 +157,8 @@ fn execute(
     inv: &Invocation<VolumesParams>,
     entries: &[Entry],
     diff: Option<&ReviewedDiff>,
-) -> Value {
+) -> Result<Done, Refusal> {
     let settings = inv.settings;
-    let fail =
-        |r: Refusal| Failed::refused(&r).into_result(&inv.warnings, &inv.module_args, settings);
     let state_dir = inv
         .params
         .state_dir
@@ -109,38 +174,27 @@ fn execute(
             let mut hosts: Vec<String> = entries.iter().map(|e| e.host.clone()).collect();
             hosts.sort();
             hosts.dedup();
-            match reconcile::lock(dir, hosts) {
-                Ok(l) => Some(l),
-                Err(msg) => return fail(Refusal::new(Code::Locked, msg)),
-            }
+            Some(reconcile::lock(dir, hosts).map_err(|msg| Refusal::new(Code::Locked, msg))?)
         }
         None => None,
     };
     let mut index = if entries.is_empty() {
         Index::default()
     } else {
-        match Index::read(client) {
-            Ok(i) => i,
-            Err(e) => {
-                return fail(Refusal::api(
-                    "cannot list the project's volumes and servers",
-                    &e,
-                ))
-            }
-        }
+        Index::read(client)
+            .map_err(|e| Refusal::api("cannot list the project's volumes and servers", &e))?
     };
     if let Some(r) = diff.filter(|_| !entries.is_empty()) {
-        if let Err(r) = same_servers(r, &index) {
-            return fail(r);
-        }
+        same_servers(r, &index)?;
     }
     let session = match locked {
         Some(l) => {
             let code = diff.map(|d| d.code.clone());
-            match l.start(code, diff.map(|d| d.path.display().to_string()), &index) {
-                Ok(s) => Some(s),
-                Err(msg) => return fail(Refusal::new(Code::Locked, msg)),
-            }
+            let path = diff.map(|d| d.path.display().to_string());
+            Some(
+                l.start(code, path, &index)
+                    .map_err(|msg| Refusal::new(Code::Locked, msg))?,
+            )
         }
         None => None,
     };
@@ -154,12 +208,7 @@ fn execute(
         workers: usize::try_from(inv.params.concurrency).unwrap_or(1),
     };
     let outcomes = converge::converge(&run, &mut index, entries, settings.mode);
-    let mut result = results::build(entries, &outcomes, settings.mode, settings.diff);
-    let changed = result["volumes"]
-        .as_array()
-        .is_some_and(|v| v.iter().any(|v| v["changed"] == true));
-    result["changed"] = changed.into();
-    result["msg"] = summary(&result["totals"], settings.mode).into();
+    let results = Results::build(entries, &outcomes, settings.mode, settings.diff);
     let mut warnings = inv.warnings.clone();
     // Recoveries (an adopted create, a volume already gone) show on the task.
     warnings.extend(
@@ -168,57 +217,40 @@ fn execute(
             .zip(&outcomes)
             .flat_map(|(e, o)| o.warnings.iter().map(move |w| format!("{}: {w}", e.host))),
     );
-    if let Some(hosts) = result["totals"]["failed_hosts"]
-        .as_array()
-        .filter(|h| !h.is_empty())
-    {
-        let names: Vec<&str> = hosts.iter().filter_map(Value::as_str).collect();
+    let failed_hosts = &results.totals.failed_hosts;
+    if !failed_hosts.is_empty() {
         warnings.push(format!(
             "{} hosts failed: {} (see hosts.<name>.msg)",
-            names.len(),
-            names.join(", ")
+            failed_hosts.len(),
+            failed_hosts.join(", ")
         ));
     }
+    let mut done = Done {
+        results,
+        warnings,
+        report: None,
+        journal: None,
+    };
     if let (Some(s), Some(dir)) = (&session, &state_dir) {
-        let failed_hosts: Vec<String> = result["totals"]["failed_hosts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.as_str().map(str::to_string))
-            .collect();
         let ended = s.journal.write(Event::End {
-            changed: result["changed"] == true,
-            failed_hosts,
+            changed: done.results.changed(),
+            failed_hosts: done.results.totals.failed_hosts.clone(),
         });
         match ended.and_then(|_| report::rebuild(dir)) {
-            Ok((json_path, md_path, _)) => {
-                result["report"] = json!([json_path, md_path]);
-            }
-            Err(e) => warnings.push(format!(
+            Ok((json_path, md_path, _)) => done.report = Some([json_path, md_path]),
+            Err(e) => done.warnings.push(format!(
                 "the journal holds this run, but the report was not rebuilt: {e}"
             )),
         }
-        result["run_id"] = json!(s.journal.run());
-        result["journal"] = json!(s.journal.path());
+        done.journal = Some((s.journal.run().to_string(), s.journal.path().to_path_buf()));
         if s.resolved > 0 {
-            warnings.push(format!(
+            done.warnings.push(format!(
                 "{} changes of an earlier run that was killed had no recorded outcome; this run read the API and recorded what became of them",
                 s.resolved
             ));
         }
     }
-    result["warnings"] = json!(warnings);
-    if settings.diff {
-        let diffs: Vec<Value> = result["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.get("diff").cloned())
-            .collect();
-        result["diff"] = json!(diffs);
-    }
-    add_invocation(&mut result, &inv.module_args, settings);
-    result
+    Ok(done)
 }
 
 /// Takes each deletion's guard from the reviewed diff (`diff_file`): the
@@ -289,33 +321,6 @@ fn same_servers(r: &ReviewedDiff, index: &Index) -> Result<(), Refusal> {
             wrong.join("; ")
         ),
     ))
-}
-
-/// The run in one line.
-fn summary(t: &Value, mode: Mode) -> String {
-    let n = |k: &str| t[k].as_u64().unwrap_or_default();
-    let verb = |now: &str, past: &str| {
-        if mode.is_check() {
-            format!("would {now}")
-        } else {
-            past.to_string()
-        }
-    };
-    format!(
-        "{} {} volumes ({} GB), {} {}, already ok {}, {} {} volumes ({} GB), stale (left alone) {}, failed {} on {} hosts",
-        verb("create", "created"),
-        n("created"),
-        n("created_gb"),
-        verb("fix", "fixed"),
-        n("fixed"),
-        n("ok"),
-        verb("delete", "deleted"),
-        n("deleted"),
-        n("deleted_gb"),
-        n("stale"),
-        n("failed"),
-        t["failed_hosts"].as_array().map_or(0, Vec::len),
-    )
 }
 
 /// The JSON Schema of the options (for `kbv3_volumes --schema`).

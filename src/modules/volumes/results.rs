@@ -1,52 +1,212 @@
-//! The result of a fleet run: one entry per volume, one per host (what a
-//! per-host task reads), and the run's tallies (what a summary prints).
+//! The result of a fleet run, typed and serialised once: one entry per
+//! volume, one per host (what a per-host task reads), the run's tallies
+//! (what a summary prints) and two small per-host maps for PH3-02.
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
+use crate::reconcile::failure::{Code, Details};
 use crate::reconcile::plan::{Step, VolumeView};
 use crate::reconcile::Mode;
 
 use super::converge::{is_stale, name, Outcome};
 use super::params::{Entry, Kind};
 
-/// The results of every entry, host and the totals.
-pub fn build(entries: &[Entry], outcomes: &[Outcome], mode: Mode, diff: bool) -> Value {
-    let volumes: Vec<Value> = entries
-        .iter()
-        .zip(outcomes)
-        .map(|(e, o)| entry_result(e, o, mode, diff))
-        .collect();
-    let mut hosts: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    for v in &volumes {
-        hosts.entry(str_of(v, "host")).or_default().push(v);
-    }
-    let hosts: serde_json::Map<String, Value> = hosts
-        .into_iter()
-        .map(|(h, vs)| (h, host_result(&vs)))
-        .collect();
-    let totals = totals(&volumes, &hosts);
-    // Each host's (first) desired volume, found once rather than per host.
-    let mut desired: BTreeMap<&str, &Entry> = BTreeMap::new();
-    for e in entries.iter().filter(|e| e.kind == Kind::Volume) {
-        desired.entry(e.host.as_str()).or_insert(e);
-    }
-    let mut checks = serde_json::Map::new();
-    let mut not_ok = serde_json::Map::new();
-    for (h, r) in &hosts {
-        if let Some(msg) = refusal(r, desired.get(h.as_str()).copied(), mode) {
-            not_ok.insert(h.clone(), msg.into());
+/// What became of one entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeResult {
+    pub host: String,
+    pub kind: Kind,
+    pub name: String,
+    pub changed: bool,
+    pub failed: bool,
+    /// Left alone because it changed since the review.
+    pub stale: bool,
+    pub created: bool,
+    pub deleted: bool,
+    pub volume: Option<VolumeView>,
+    pub actions: Vec<String>,
+    pub msg: String,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Details>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<VolumeDiff>,
+}
+
+/// Ansible's `diff` of one volume: the attributes before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeDiff {
+    pub before: Value,
+    pub after: Value,
+    pub before_header: String,
+    pub after_header: String,
+}
+
+/// A volume left alone, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stale<'a> {
+    pub volume: &'a Option<VolumeView>,
+    pub msg: &'a str,
+}
+
+/// One host: its volume (the first desired one), what was deleted, what
+/// was left alone, and whether anything failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostResult<'a> {
+    pub changed: bool,
+    pub failed: bool,
+    pub volume: Option<&'a Option<VolumeView>>,
+    pub created: bool,
+    pub deleted: Vec<&'a Option<VolumeView>>,
+    pub stale: Vec<Stale<'a>>,
+    pub actions: Vec<&'a str>,
+    pub msg: String,
+    pub volumes: Vec<&'a VolumeResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<&'a Details>,
+}
+
+/// The run's tallies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub hosts: usize,
+    pub created: usize,
+    pub created_gb: u64,
+    pub fixed: usize,
+    pub ok: usize,
+    pub deleted: usize,
+    pub deleted_gb: u64,
+    pub stale: usize,
+    pub failed: usize,
+    pub failed_hosts: Vec<String>,
+}
+
+/// What PH3-02's host side checks of a host's volume.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub device: Option<String>,
+    pub size: u32,
+}
+
+/// Every entry's result and what is derived from them.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub volumes: Vec<VolumeResult>,
+    pub totals: Totals,
+    /// Why a host is not done, for the hosts that are not.
+    pub not_ok: BTreeMap<String, String>,
+    pub checks: BTreeMap<String, Check>,
+}
+
+/// The results as the module prints them.
+#[derive(Debug, Serialize)]
+pub struct Printed<'a> {
+    pub volumes: &'a [VolumeResult],
+    pub hosts: BTreeMap<&'a str, HostResult<'a>>,
+    pub checks: &'a BTreeMap<String, Check>,
+    pub not_ok: &'a BTreeMap<String, String>,
+    pub totals: &'a Totals,
+}
+
+impl Results {
+    /// The results of every entry, host and the totals.
+    pub fn build(entries: &[Entry], outcomes: &[Outcome], mode: Mode, diff: bool) -> Self {
+        let volumes: Vec<VolumeResult> = entries
+            .iter()
+            .zip(outcomes)
+            .map(|(e, o)| entry_result(e, o, mode, diff))
+            .collect();
+        let mut r = Results {
+            volumes,
+            totals: Totals::default(),
+            not_ok: BTreeMap::new(),
+            checks: BTreeMap::new(),
+        };
+        let hosts = r.hosts();
+        let totals = totals(&r.volumes, &hosts);
+        // Each host's (first) desired volume, found once rather than per host.
+        let mut desired: BTreeMap<&str, &Entry> = BTreeMap::new();
+        for e in entries.iter().filter(|e| e.kind == Kind::Volume) {
+            desired.entry(e.host.as_str()).or_insert(e);
         }
-        let v = &r["volume"];
-        if !v.is_null() {
-            checks.insert(
-                h.clone(),
-                json!({ "device": v["linux_device"], "size": v["size"] }),
-            );
+        let mut not_ok = BTreeMap::new();
+        let mut checks = BTreeMap::new();
+        for (h, host) in &hosts {
+            if let Some(msg) = refusal(host, desired.get(h).copied(), mode) {
+                not_ok.insert((*h).to_string(), msg);
+            }
+            if let Some(Some(v)) = host.volume {
+                let check = Check {
+                    device: v.linux_device.clone(),
+                    size: v.size,
+                };
+                checks.insert((*h).to_string(), check);
+            }
+        }
+        drop(hosts);
+        r.totals = totals;
+        r.not_ok = not_ok;
+        r.checks = checks;
+        r
+    }
+
+    /// Each host's results, by host.
+    pub fn hosts(&self) -> BTreeMap<&str, HostResult<'_>> {
+        let mut by_host: BTreeMap<&str, Vec<&VolumeResult>> = BTreeMap::new();
+        for v in &self.volumes {
+            by_host.entry(v.host.as_str()).or_default().push(v);
+        }
+        by_host
+            .into_iter()
+            .map(|(h, vs)| (h, host_result(vs)))
+            .collect()
+    }
+
+    /// The results as printed.
+    pub fn printed(&self) -> Printed<'_> {
+        Printed {
+            volumes: &self.volumes,
+            hosts: self.hosts(),
+            checks: &self.checks,
+            not_ok: &self.not_ok,
+            totals: &self.totals,
         }
     }
-    json!({ "volumes": volumes, "hosts": hosts, "checks": checks, "not_ok": not_ok, "totals": totals })
+
+    /// True when any volume changed.
+    pub fn changed(&self) -> bool {
+        self.volumes.iter().any(|v| v.changed)
+    }
+
+    /// The names of the volumes left alone as stale.
+    pub fn stale_names(&self) -> Vec<&str> {
+        self.volumes
+            .iter()
+            .filter(|v| v.stale)
+            .map(|v| v.name.as_str())
+            .collect()
+    }
+
+    /// Why each stale volume was left alone.
+    pub fn stale_messages(&self) -> Vec<&str> {
+        self.volumes
+            .iter()
+            .filter(|v| v.stale)
+            .map(|v| v.msg.as_str())
+            .collect()
+    }
+
+    /// The failure codes of the deletions that were refused or failed.
+    pub fn refused_deletions(&self) -> Vec<Code> {
+        self.volumes
+            .iter()
+            .filter(|v| v.kind == Kind::Deletion && v.failed)
+            .filter_map(|v| v.failure.as_ref().map(|f| f.code))
+            .collect()
+    }
 }
 
 /// Why a host is not done, if it is not: something failed or was left
@@ -55,35 +215,31 @@ pub fn build(entries: &[Entry], outcomes: &[Outcome], mode: Mode, diff: bool) ->
 /// its host side each volume's `device` and `size` (`checks`), two small
 /// maps: Ansible pays for a variable's size each time a host's task
 /// touches it, and the whole result is large.
-fn refusal(host: &Value, desired: Option<&Entry>, mode: Mode) -> Option<String> {
-    let stale = host["stale"].as_array().is_some_and(|s| !s.is_empty());
-    if host["failed"] == true || stale {
-        return Some(str_of(host, "msg"));
+fn refusal(host: &HostResult, desired: Option<&Entry>, mode: Mode) -> Option<String> {
+    if host.failed || !host.stale.is_empty() {
+        return Some(host.msg.clone());
     }
     let e = desired.filter(|_| !mode.is_check())?;
-    let v = &host["volume"];
     let server = e.desired.server.as_deref().unwrap_or_default();
     let size = e.desired.size.unwrap_or_default();
-    if v["server_name"] == server && v["size"].as_u64() == Some(u64::from(size)) {
+    let v = host.volume.and_then(Option::as_ref);
+    if v.is_some_and(|v| v.server_name.as_deref() == Some(server) && v.size == size) {
         return None;
     }
-    let shows = if v.is_null() {
-        "no volume".to_string()
-    } else {
-        format!(
-            "{} GB attached to {}",
-            v["size"],
-            v["server_name"].as_str().unwrap_or("no server")
-        )
-    };
+    let shows = v.map_or_else(
+        || "no volume".to_string(),
+        |v| {
+            format!(
+                "{} GB attached to {}",
+                v.size,
+                v.server_name.as_deref().unwrap_or("no server")
+            )
+        },
+    );
     Some(format!(
         "{}: expected attached to {server} with {size} GB, the API shows {shows}",
         e.desired.label()
     ))
-}
-
-fn str_of(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_string()
 }
 
 /// True when the entry has (or, in check mode, would have) this step.
@@ -94,7 +250,7 @@ fn has(o: &Outcome, mode: Mode, f: fn(&Step) -> bool) -> bool {
         .any(|s| f(&s.step) && (mode.is_check() || o.done.contains(&s.text)))
 }
 
-fn entry_result(e: &Entry, o: &Outcome, mode: Mode, diff: bool) -> Value {
+fn entry_result(e: &Entry, o: &Outcome, mode: Mode, diff: bool) -> VolumeResult {
     let planned: Vec<String> = o
         .plan
         .as_ref()
@@ -105,7 +261,6 @@ fn entry_result(e: &Entry, o: &Outcome, mode: Mode, diff: bool) -> Value {
     } else {
         o.done.clone()
     };
-    let created = has(o, mode, |s| matches!(s, Step::Create { .. }));
     let deleted = if mode.is_check() {
         has(o, Mode::Check, |s| matches!(s, Step::Delete { .. }))
     } else {
@@ -133,95 +288,98 @@ fn entry_result(e: &Entry, o: &Outcome, mode: Mode, diff: bool) -> Value {
         (None, false, true) => format!("would {}", actions.join("; ")),
         (None, false, false) => actions.join("; "),
     };
-    let mut r = json!({
-        "host": e.host,
-        "kind": e.kind,
-        "name": name(e, o),
-        "changed": !actions.is_empty(),
-        "failed": o.failure.is_some() && !is_stale(o),
-        "stale": is_stale(o),
-        "created": created,
-        "deleted": deleted,
-        "volume": o.volume,
-        "actions": actions,
-        "msg": msg,
-        "warnings": o.warnings,
-    });
-    if let Some(f) = &o.failure {
-        r["failure"] = json!(f.details());
-    }
-    if diff && !planned.is_empty() {
-        let plan = o.plan.as_ref().expect("a plan with steps");
-        let view = |v: &Option<VolumeView>| v.as_ref().map_or(json!({}), VolumeView::diff_view);
-        r["diff"] = json!({
-            "before": view(&plan.before),
-            "after": view(&plan.after),
-            "before_header": format!("volume {subject} (before)"),
-            "after_header": format!("volume {subject} (after)"),
+    let diff = o
+        .plan
+        .as_ref()
+        .filter(|_| diff && !planned.is_empty())
+        .map(|plan| {
+            let view = |v: &Option<VolumeView>| {
+                v.as_ref()
+                    .map_or_else(|| Value::Object(Default::default()), VolumeView::diff_view)
+            };
+            VolumeDiff {
+                before: view(&plan.before),
+                after: view(&plan.after),
+                before_header: format!("volume {subject} (before)"),
+                after_header: format!("volume {subject} (after)"),
+            }
         });
+    VolumeResult {
+        host: e.host.clone(),
+        kind: e.kind,
+        name: name(e, o),
+        changed: !actions.is_empty(),
+        failed: o.failure.is_some() && !is_stale(o),
+        stale: is_stale(o),
+        created: has(o, mode, |s| matches!(s, Step::Create { .. })),
+        deleted,
+        volume: o.volume.clone(),
+        actions,
+        msg,
+        warnings: o.warnings.clone(),
+        failure: o.failure.as_ref().map(|f| f.details()),
+        diff,
     }
-    r
 }
 
-/// One host: its volume (the first desired one), what was deleted, what was
-/// left alone, and whether anything failed.
-fn host_result(vs: &[&Value]) -> Value {
-    let of_kind = |k: Kind| {
-        let k = serde_json::to_value(k).unwrap_or_default();
-        vs.iter().filter(move |v| v["kind"] == k)
-    };
-    let failed: Vec<&&Value> = vs.iter().filter(|v| v["failed"] == true).collect();
-    let deleted: Vec<&Value> = of_kind(Kind::Deletion)
-        .filter(|v| v["deleted"] == true)
-        .map(|v| &v["volume"])
-        .collect();
-    let stale: Vec<Value> = vs
-        .iter()
-        .filter(|v| v["stale"] == true)
-        .map(|v| json!({ "volume": v["volume"], "msg": v["msg"] }))
-        .collect();
-    let volume = of_kind(Kind::Volume).next().map(|v| &v["volume"]);
-    let mut r = json!({
-        "changed": vs.iter().any(|v| v["changed"] == true),
-        "failed": !failed.is_empty(),
-        "volume": volume,
-        "created": of_kind(Kind::Volume).any(|v| v["created"] == true),
-        "deleted": deleted,
-        "stale": stale,
-        "actions": vs.iter().flat_map(|v| v["actions"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>(),
-        "msg": if failed.is_empty() {
-            vs.iter().map(|v| str_of(v, "msg")).collect::<Vec<_>>().join(" | ")
-        } else {
-            failed.iter().map(|v| str_of(v, "msg")).collect::<Vec<_>>().join(" | ")
-        },
-        "volumes": vs,
-    });
-    if let Some(f) = failed.first() {
-        r["failure"] = f["failure"].clone();
+fn host_result(vs: Vec<&VolumeResult>) -> HostResult<'_> {
+    let of_kind = |k: Kind| vs.iter().copied().filter(move |v| v.kind == k);
+    let failed: Vec<&VolumeResult> = vs.iter().copied().filter(|v| v.failed).collect();
+    let msgs = if failed.is_empty() { &vs } else { &failed };
+    HostResult {
+        changed: vs.iter().any(|v| v.changed),
+        failed: !failed.is_empty(),
+        volume: of_kind(Kind::Volume).next().map(|v| &v.volume),
+        created: of_kind(Kind::Volume).any(|v| v.created),
+        deleted: of_kind(Kind::Deletion)
+            .filter(|v| v.deleted)
+            .map(|v| &v.volume)
+            .collect(),
+        stale: vs
+            .iter()
+            .filter(|v| v.stale)
+            .map(|v| Stale {
+                volume: &v.volume,
+                msg: &v.msg,
+            })
+            .collect(),
+        actions: vs
+            .iter()
+            .flat_map(|v| v.actions.iter().map(String::as_str))
+            .collect(),
+        msg: msgs
+            .iter()
+            .map(|v| v.msg.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        failure: failed.first().and_then(|v| v.failure.as_ref()),
+        volumes: vs,
     }
-    r
 }
 
-fn totals(volumes: &[Value], hosts: &serde_json::Map<String, Value>) -> Value {
-    let kind = |k: &'static str| volumes.iter().filter(move |v| v["kind"] == k);
-    let size = |v: &Value| v["volume"]["size"].as_u64().unwrap_or_default();
-    let created: Vec<&Value> = kind("volume").filter(|v| v["created"] == true).collect();
-    let deleted: Vec<&Value> = kind("deletion").filter(|v| v["deleted"] == true).collect();
-    let failed_hosts: Vec<&String> = hosts
-        .iter()
-        .filter(|(_, h)| h["failed"] == true)
-        .map(|(name, _)| name)
-        .collect();
-    json!({
-        "hosts": hosts.len(),
-        "created": created.len(),
-        "created_gb": created.iter().map(|v| size(v)).sum::<u64>(),
-        "fixed": kind("volume").filter(|v| v["created"] == false && v["changed"] == true && v["failed"] == false).count(),
-        "ok": kind("volume").filter(|v| v["changed"] == false && v["failed"] == false).count(),
-        "deleted": deleted.len(),
-        "deleted_gb": deleted.iter().map(|v| size(v)).sum::<u64>(),
-        "stale": volumes.iter().filter(|v| v["stale"] == true).count(),
-        "failed": volumes.iter().filter(|v| v["failed"] == true).count(),
-        "failed_hosts": failed_hosts,
-    })
+fn totals(volumes: &[VolumeResult], hosts: &BTreeMap<&str, HostResult>) -> Totals {
+    let kind = |k: Kind| volumes.iter().filter(move |v| v.kind == k);
+    let size = |v: &VolumeResult| v.volume.as_ref().map_or(0, |v| u64::from(v.size));
+    let created: Vec<&VolumeResult> = kind(Kind::Volume).filter(|v| v.created).collect();
+    let deleted: Vec<&VolumeResult> = kind(Kind::Deletion).filter(|v| v.deleted).collect();
+    Totals {
+        hosts: hosts.len(),
+        created: created.len(),
+        created_gb: created.iter().map(|v| size(v)).sum(),
+        fixed: kind(Kind::Volume)
+            .filter(|v| !v.created && v.changed && !v.failed)
+            .count(),
+        ok: kind(Kind::Volume)
+            .filter(|v| !v.changed && !v.failed)
+            .count(),
+        deleted: deleted.len(),
+        deleted_gb: deleted.iter().map(|v| size(v)).sum(),
+        stale: volumes.iter().filter(|v| v.stale).count(),
+        failed: volumes.iter().filter(|v| v.failed).count(),
+        failed_hosts: hosts
+            .iter()
+            .filter(|(_, h)| h.failed)
+            .map(|(name, _)| (*name).to_string())
+            .collect(),
+    }
 }

@@ -479,7 +479,8 @@ mod tests {
                         {"host": "ghost", "name": "v", "size": 10, "server": "ghost"}],
             "deletions": [{"host": "web-01", "id": 10, "expect": {"id": 10, "name": "vol-web-01", "server": "web-01"}},
                           {"host": "db-01", "id": 12, "expect": {"id": 12, "name": "old-name", "server": null}}]}));
-        let r = crate::modules::volumes::results::build(&e, &o, Mode::Check, true);
+        let built = crate::modules::volumes::results::Results::build(&e, &o, Mode::Check, true);
+        let r = serde_json::to_value(built.printed()).unwrap();
         let web = &r["hosts"]["web-01"];
         assert_eq!(
             web["actions"],
