@@ -61,6 +61,9 @@ fn canonical(name: &str) -> &str {
 /// Parses the args JSON of `module` into its options `P`, as `AnsibleModule`
 /// would: the `_ansible_*` settings, unknown options, lenient conversions,
 /// the token masked in `module_args`.
+///
+/// # Errors
+/// The message for the user: args that are not an object, a setting that is not a boolean, an unknown option, or an option's value (naming it).
 pub fn parse_as<P: DeserializeOwned + JsonSchema>(
     args: &Value,
     module: &str,

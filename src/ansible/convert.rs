@@ -11,6 +11,9 @@ use serde_json::Value;
 use crate::hcloud::types::Labels;
 
 /// Ansible's booleans: true/false, yes/no, on/off, 1/0 …
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn truthy(v: &Value) -> Result<bool, String> {
     match v {
         Value::Bool(b) => Ok(*b),
@@ -26,6 +29,9 @@ pub fn truthy(v: &Value) -> Result<bool, String> {
 }
 
 /// A whole number, from a number or a string.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn to_int(v: &Value) -> Result<i64, String> {
     const LIMIT: f64 = 9.2e18; // below i64::MAX, so the conversion below is exact enough
     match v {
@@ -46,6 +52,9 @@ pub fn to_int(v: &Value) -> Result<i64, String> {
 }
 
 /// Text, from a string, a number or a boolean.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn to_text(v: &Value) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
@@ -56,11 +65,17 @@ pub fn to_text(v: &Value) -> Result<String, String> {
 }
 
 /// A conversion's message as a serde error.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn custom<T, E: serde::de::Error>(r: Result<T, String>) -> Result<T, E> {
     r.map_err(E::custom)
 }
 
 /// `None` for null, otherwise `f` of the value.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn opt<'de, D: Deserializer<'de>, T>(
     d: D,
     f: impl Fn(&Value) -> Result<T, String>,
@@ -72,18 +87,30 @@ pub fn opt<'de, D: Deserializer<'de>, T>(
 }
 
 /// Optional text.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     opt(d, to_text)
 }
 /// An optional whole number.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn opt_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     opt(d, to_int)
 }
 /// An optional boolean.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     opt(d, truthy)
 }
 /// A whole number in `MIN..=MAX`, as `u64`.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
     d: D,
 ) -> Result<u64, D::Error> {
@@ -91,6 +118,9 @@ pub fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
 }
 
 /// `n` as `u64` when it is in `min..=max`; otherwise the message users know.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn within(n: i64, min: u64, max: u64) -> Result<u64, String> {
     u64::try_from(n)
         .ok()
@@ -99,11 +129,17 @@ pub fn within(n: i64, min: u64, max: u64) -> Result<u64, String> {
 }
 
 /// A boolean.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     custom(truthy(&Value::deserialize(d)?))
 }
 
 /// One of `choices`, by name.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn choice<T: Copy>(v: &Value, choices: &[(&str, T)]) -> Result<T, String> {
     let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
     let text = to_text(v)?;
@@ -114,6 +150,9 @@ pub fn choice<T: Copy>(v: &Value, choices: &[(&str, T)]) -> Result<T, String> {
         .ok_or_else(|| format!("value must be one of: {}, got: {text}", names.join(", ")))
 }
 /// A dictionary of labels, every value as text.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Labels>, D::Error> {
     opt(d, |v| {
         let Value::Object(m) = v else {
@@ -130,6 +169,9 @@ pub fn labels<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Labels>, D::Erro
 }
 
 /// An optional id: a whole number from 1 up.
+///
+/// # Errors
+/// The message for the user when the value does not convert.
 pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     opt(d, |v| {
         let n = to_int(v)?;

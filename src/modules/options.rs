@@ -76,6 +76,9 @@ macro_rules! volume_options {
 pub(crate) use volume_options;
 
 /// A volume size in GB, within what Hetzner allows.
+///
+/// # Errors
+/// The message for the user: not a whole number, or outside Hetzner's sizes.
 pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     opt(d, |v| {
         let n = to_int(v)?;
@@ -85,6 +88,9 @@ pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
 }
 
 /// `ext4` or `xfs`.
+///
+/// # Errors
+/// The message for the user: not one of the formats.
 pub fn format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Format>, D::Error> {
     opt(d, |v| {
         choice(v, &[("ext4", Format::Ext4), ("xfs", Format::Xfs)])
@@ -92,6 +98,9 @@ pub fn format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Format>, D::Erro
 }
 
 /// `present`, `detached` or `absent`.
+///
+/// # Errors
+/// The message for the user: not one of the states.
 pub fn state<'de, D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
     let choices = [
         ("present", State::Present),

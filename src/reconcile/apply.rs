@@ -214,6 +214,9 @@ pub(super) fn settle(ctx: &Ctx, pending: &[Pending]) -> Result<(), Error> {
 /// actions of each step finish before the next step starts; those of the
 /// last step are returned in [`Applied::pending`]. Everything a step needs is
 /// in the step.
+///
+/// # Errors
+/// The step that failed, what it failed with, and the steps done before it.
 pub fn apply(ctx: &Ctx, id: Option<i64>, steps: &[PlannedStep]) -> Result<Applied, Box<Failure>> {
     let mut applied = Applied {
         id,
@@ -468,6 +471,9 @@ pub enum Deleted {
 }
 
 /// Deletes volume `id`, journaled.
+///
+/// # Errors
+/// The DELETE failed and a fresh read does not show the volume gone.
 pub fn delete(ctx: &Ctx, id: i64) -> Result<Deleted, Error> {
     let seq = ctx.intent(Op::Delete, Some(id), None, None, false)?;
     let (fate, detail, deleted) = match ctx.client.delete_volume(id) {

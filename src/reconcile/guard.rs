@@ -129,6 +129,9 @@ pub(super) fn attached(client: &Client, id: i64) -> Result<Option<i64>, Error> {
 /// knows: it was reviewed unattached, or a kbv3 run detached it from its
 /// reviewed server (`detached_by_kbv3`). A volume that is gone is fine.
 /// Otherwise: `stale_plan`.
+///
+/// # Errors
+/// `stale_plan` naming each difference from what was reviewed, or the read that failed.
 pub fn still_as_reviewed(
     expect: &Expect,
     fresh: Option<&Volume>,

@@ -152,6 +152,9 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (creates) the journal in `dir` for the run `run`.
+    ///
+    /// # Errors
+    /// The journal file cannot be created or opened for appending.
     pub fn open(dir: &Path, run: &str) -> Result<Journal, String> {
         let path = dir.join(JOURNAL_FILE);
         std::fs::create_dir_all(dir)
@@ -188,11 +191,17 @@ impl Journal {
     }
 
     /// Appends one event, on disk before this returns.
+    ///
+    /// # Errors
+    /// The line cannot be written and synced.
     pub fn write(&self, event: Event) -> Result<(), String> {
         self.write_all(vec![event])
     }
 
     /// Appends events in one write, on disk before this returns.
+    ///
+    /// # Errors
+    /// The lines cannot be written and synced.
     pub fn write_all(&self, events: Vec<Event>) -> Result<(), String> {
         let at = rfc3339(now_ms());
         let mut text = String::new();
@@ -211,6 +220,9 @@ impl Journal {
     }
 
     /// Records an intent; returns its number for the outcome.
+    ///
+    /// # Errors
+    /// The intent cannot be written and synced (the change must then not be made).
     pub fn intent(&self, intent: Intent) -> Result<u64, String> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         self.write(Event::Intent { seq, intent })?;
@@ -252,6 +264,9 @@ fn append_locked(file: &File, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Appends one line for `run` to the journal in `dir` (the report command's
 /// host-side lines).
+///
+/// # Errors
+/// The journal file cannot be opened or the line written.
 pub fn append(dir: &Path, run: &str, event: Event) -> Result<(), String> {
     Journal::open(dir, run)?.write(event)
 }
@@ -259,6 +274,9 @@ pub fn append(dir: &Path, run: &str, event: Event) -> Result<(), String> {
 /// Reads every line of the journal in `dir` (none when there is no journal).
 /// A last line without its newline (a write cut short) is skipped; any other
 /// line that does not parse is an error naming the file and the line.
+///
+/// # Errors
+/// The journal cannot be read, or a line is not an event (naming the file and line).
 pub fn read(dir: &Path) -> Result<Vec<Line>, String> {
     let path = dir.join(JOURNAL_FILE);
     let bytes = match read_bounded(&path, MAX_JOURNAL_BYTES) {

@@ -53,6 +53,9 @@ pub struct HostLocks {
 
 /// Locks every host of `hosts` in `dir/locks`, all or none. A host that
 /// another run holds fails the whole call, naming the holder.
+///
+/// # Errors
+/// A host locked by another live run (naming it and the run), or a state directory that cannot hold the locks.
 pub fn acquire(dir: &Path, hosts: &[String], me: &Holder) -> Result<HostLocks, String> {
     let locks = dir.join("locks");
     std::fs::create_dir_all(&locks).map_err(|e| {

@@ -56,6 +56,9 @@ pub struct Locked<'a> {
 
 /// Locks the hosts a run will change (its entries' hosts) in the state
 /// directory `dir`; nothing has been changed when this fails.
+///
+/// # Errors
+/// As [`lock::acquire`].
 pub fn lock(dir: &Path, hosts: Vec<String>) -> Result<Locked<'_>, String> {
     let holder = Holder {
         run: format!("{}-{}", rfc3339(now_ms()), std::process::id()),
@@ -77,6 +80,9 @@ impl Locked<'_> {
     /// and resolves the unfinished entries of its hosts from `src` (the
     /// lists the run read after it took its locks). Nothing has been
     /// changed when this fails.
+    ///
+    /// # Errors
+    /// The journal cannot be opened or written, or a killed run's entry cannot be resolved.
     pub fn start(
         self,
         code: Option<String>,

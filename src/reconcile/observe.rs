@@ -17,6 +17,9 @@ use super::failure::{Code, Refusal};
 use super::plan::{Observed, ServerRef, TargetServer};
 
 /// Reads the volume, the target server and the attached server's name.
+///
+/// # Errors
+/// A failed read, a name that is not unique, an id and a name of different volumes, or a server that does not exist.
 pub fn observe(client: &dyn Source, p: &Desired) -> Result<Observed, Refusal> {
     let what = p
         .name

@@ -90,6 +90,9 @@ fn server_matches(spec: &str, s: &ServerRef) -> bool {
 }
 
 /// Plans the steps. An `Err` is a refusal: nothing was changed.
+///
+/// # Errors
+/// What must be refused before any change (shrink, another location, a move without `move`, a stale or protected volume).
 pub fn plan(p: &Desired, obs: &Observed) -> Result<Plan, Refusal> {
     let before = obs
         .volume

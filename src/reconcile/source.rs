@@ -8,12 +8,24 @@ use crate::hcloud::{Client, Error};
 /// Where volumes and servers are looked up.
 pub trait Source {
     /// The volume with this id, or `None`.
+    ///
+    /// # Errors
+    /// The request failed.
     fn volume(&self, id: i64) -> Result<Option<Volume>, Error>;
     /// The volumes named exactly `name`.
+    ///
+    /// # Errors
+    /// The request failed.
     fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, Error>;
     /// The server with this id, or `None`.
+    ///
+    /// # Errors
+    /// The request failed.
     fn server(&self, id: i64) -> Result<Option<Server>, Error>;
     /// The server named exactly `name`, or `None`.
+    ///
+    /// # Errors
+    /// The request failed.
     fn server_named(&self, name: &str) -> Result<Option<Server>, Error>;
 }
 

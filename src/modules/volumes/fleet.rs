@@ -93,6 +93,9 @@ pub fn select(
 /// `diff_file` when given). `warnings` gets the selected hosts the fleet
 /// does not know. Returns the diff it read, which then guards the
 /// deletions: one diff chooses and guards them, read once.
+///
+/// # Errors
+/// The message for the user: fleet files or a diff that cannot be read, or hosts the fleet does not know.
 pub fn expand(
     p: &mut VolumesParams,
     warnings: &mut Vec<String>,

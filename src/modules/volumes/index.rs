@@ -21,6 +21,9 @@ pub struct Index {
 
 impl Index {
     /// Reads every volume and every server (paged lists of 50).
+    ///
+    /// # Errors
+    /// A list request that failed.
     pub fn read(client: &Client) -> Result<Index, Error> {
         let servers = client.list_servers(None)?;
         let volumes = client.list_volumes(&VolumeFilter::default())?;
