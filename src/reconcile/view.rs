@@ -63,3 +63,27 @@ impl VolumeView {
         })
     }
 }
+
+/// Ansible's `diff` of one volume: the attributes it shows, before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeDiff {
+    pub before: Value,
+    pub after: Value,
+    pub before_header: String,
+    pub after_header: String,
+}
+
+impl VolumeDiff {
+    /// The diff between the volume `before` and `after` a plan; `subject`
+    /// names it in the headers.
+    pub fn of(before: &Option<VolumeView>, after: &Option<VolumeView>, subject: &str) -> Self {
+        let view =
+            |v: &Option<VolumeView>| v.as_ref().map_or_else(|| json!({}), VolumeView::diff_view);
+        VolumeDiff {
+            before: view(before),
+            after: view(after),
+            before_header: format!("volume {subject} (before)"),
+            after_header: format!("volume {subject} (after)"),
+        }
+    }
+}

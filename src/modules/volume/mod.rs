@@ -6,6 +6,7 @@ pub mod params;
 
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::ansible::args::{Invocation, Settings};
@@ -14,7 +15,8 @@ use crate::ansible::output::{add_invocation, Failed};
 use crate::hcloud::{Client, Environment};
 use crate::reconcile::desired::Desired;
 use crate::reconcile::failure::Refusal;
-use crate::reconcile::plan::{self, Plan, Step, VolumeView};
+use crate::reconcile::plan::{self, Plan, Step};
+use crate::reconcile::view::{VolumeDiff, VolumeView};
 use crate::reconcile::{apply, observe, reviewed};
 
 use params::{Params, Parsed};
@@ -52,14 +54,33 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         Err(e) => return fail(Failed::invalid(e.to_string())),
     };
     let mut result = match execute(&client, &inv, &desired) {
-        Ok(r) => r,
+        Ok(done) => {
+            let mut result = serde_json::to_value(done).unwrap_or_default();
+            add_invocation(&mut result, &inv.module_args, inv.settings);
+            result
+        }
         Err(f) => fail(*f),
     };
     result["api_requests"] = json!(client.stats());
     result
 }
 
-fn execute(client: &Client, inv: &Invocation<Params>, d: &Desired) -> Result<Value, Box<Failed>> {
+/// What a run that did not fail printed.
+#[derive(Debug, Serialize)]
+struct Done {
+    changed: bool,
+    created: bool,
+    deleted: bool,
+    /// The volume as it ends up (in check mode: as it would).
+    volume: Option<VolumeView>,
+    actions: Vec<String>,
+    msg: String,
+    warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<VolumeDiff>,
+}
+
+fn execute(client: &Client, inv: &Invocation<Params>, d: &Desired) -> Result<Done, Box<Failed>> {
     let refused = |r: Refusal| Box::new(Failed::refused(&r));
     let observed = observe::observe(client, d).map_err(refused)?;
     let plan = plan::plan(d, &observed).map_err(refused)?;
@@ -93,20 +114,19 @@ fn execute(client: &Client, inv: &Invocation<Params>, d: &Desired) -> Result<Val
         (true, false) => texts.join("; "),
     };
     let has = |f: fn(&Step) -> bool| plan.steps.iter().any(|s| f(&s.step));
-    let mut result = json!({
-        "changed": changed,
-        "created": has(|s| matches!(s, Step::Create { .. })),
-        "deleted": has(|s| matches!(s, Step::Delete { .. })),
-        "volume": volume,
-        "actions": texts,
-        "msg": msg,
-        "warnings": warnings,
-    });
-    if inv.settings.diff {
-        result["diff"] = diff(&plan, &subject);
-    }
-    add_invocation(&mut result, &inv.module_args, inv.settings);
-    Ok(result)
+    Ok(Done {
+        changed,
+        created: has(|s| matches!(s, Step::Create { .. })),
+        deleted: has(|s| matches!(s, Step::Delete { .. })),
+        volume,
+        actions: texts,
+        msg,
+        warnings,
+        diff: inv
+            .settings
+            .diff
+            .then(|| VolumeDiff::of(&plan.before, &plan.after, &subject)),
+    })
 }
 
 /// Applies the plan, waits for its last actions (with `wait`) and reads the
@@ -159,17 +179,6 @@ fn finish(
         _ => None,
     };
     Ok((view, applied.warnings))
-}
-
-/// The `diff` of the result: user-visible attributes before and after.
-fn diff(plan: &Plan, subject: &str) -> Value {
-    let view = |v: &Option<VolumeView>| v.as_ref().map_or(json!({}), VolumeView::diff_view);
-    json!({
-        "before": view(&plan.before),
-        "after": view(&plan.after),
-        "before_header": format!("volume {subject} (before)"),
-        "after_header": format!("volume {subject} (after)"),
-    })
 }
 
 /// A failed step, with the steps done before it.

@@ -35,11 +35,12 @@ use crate::reconcile::failure::{Code, Next, Refusal};
 use crate::reconcile::journal::Event;
 use crate::reconcile::reviewed;
 use crate::reconcile::source::Source;
+use crate::reconcile::view::VolumeDiff;
 use crate::reconcile::Mode;
 
 use index::Index;
 use params::{Entry, Kind, VolumesParams};
-use results::{Results, VolumeDiff};
+use results::Results;
 
 /// Runs the module on the args JSON; returns the result object. The task
 /// fails (`failed: true`, `failure.code`) only when nothing could be done

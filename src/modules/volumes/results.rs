@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::reconcile::failure::{Code, Details};
-use crate::reconcile::plan::{Step, VolumeView};
+use crate::reconcile::plan::Step;
+use crate::reconcile::view::{VolumeDiff, VolumeView};
 use crate::reconcile::Mode;
 
 use super::converge::{is_stale, name, Outcome};
@@ -34,15 +34,6 @@ pub struct VolumeResult {
     pub failure: Option<Details>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<VolumeDiff>,
-}
-
-/// Ansible's `diff` of one volume: the attributes before and after.
-#[derive(Debug, Clone, Serialize)]
-pub struct VolumeDiff {
-    pub before: Value,
-    pub after: Value,
-    pub before_header: String,
-    pub after_header: String,
 }
 
 /// A volume left alone, and why.
@@ -292,18 +283,7 @@ fn entry_result(e: &Entry, o: &Outcome, mode: Mode, diff: bool) -> VolumeResult 
         .plan
         .as_ref()
         .filter(|_| diff && !planned.is_empty())
-        .map(|plan| {
-            let view = |v: &Option<VolumeView>| {
-                v.as_ref()
-                    .map_or_else(|| Value::Object(Default::default()), VolumeView::diff_view)
-            };
-            VolumeDiff {
-                before: view(&plan.before),
-                after: view(&plan.after),
-                before_header: format!("volume {subject} (before)"),
-                after_header: format!("volume {subject} (after)"),
-            }
-        });
+        .map(|plan| VolumeDiff::of(&plan.before, &plan.after, &subject));
     VolumeResult {
         host: e.host.clone(),
         kind: e.kind,
