@@ -8,11 +8,13 @@
 //! - [`devices`]: optional loop-device backing of volumes (root only).
 //! - [`routes`]: the typed route table and each route's handler.
 //! - [`catalog`]: the read-only networks, datacenters and server types servers reference.
-//! - [`server`]: the HTTP shell: auth, rate limit, faults, headers, logs.
+//! - [`http`]: HTTP/1.1 on a thread per connection.
+//! - [`server`]: the shell around the world: auth, rate limit, faults, headers, logs.
 
 pub mod catalog;
 pub mod devices;
 pub mod faults;
+pub mod http;
 pub mod operations;
 pub mod query;
 pub mod ratelimit;

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use super::devices::BlockDevices;
 use super::faults::{Fault, FaultSpec, Faults};
+use super::http;
 use super::query::Query;
 use super::ratelimit::{Budget, RateLimiter};
 use super::routes::{self, Request, Route};
@@ -76,11 +77,6 @@ enum Body {
     Html(&'static str),
 }
 
-/// Threads that take requests off the listener; each request is then
-/// handled on a thread of its own, so a held or stalled answer never keeps
-/// another request waiting, however many connections are open.
-const RECEIVERS: usize = 4;
-
 /// Starts the simulator, prints its endpoint URL as the first line on
 /// stdout, and serves until SIGTERM or SIGINT. Then saves the state (with
 /// `--state`) and returns.
@@ -113,8 +109,7 @@ pub fn run(opts: Options) -> Result<()> {
             })
             .transpose()
     };
-    let http = tiny_http::Server::from_listener(listen(&opts.listen)?, None)
-        .map_err(|e| anyhow::anyhow!("cannot serve on {}: {e}", opts.listen))?;
+    let listener = listen(&opts.listen)?;
     let sim = Arc::new(Sim {
         world: Mutex::new((world, devices)),
         faults: Mutex::new(Faults::new(opts.faults.clone(), opts.fault_seed)),
@@ -128,29 +123,24 @@ pub fn run(opts: Options) -> Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install signal handlers")?;
     }
-    let addr = http
-        .server_addr()
-        .to_ip()
-        .context("the listener has no IP address")?;
-    let http = Arc::new(http);
-    let workers: Vec<_> = (0..RECEIVERS)
-        .map(|_| {
-            let (http, sim, stop) = (Arc::clone(&http), Arc::clone(&sim), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(Some(req)) = http.recv_timeout(Duration::from_millis(100)) {
-                        let sim = Arc::clone(&sim);
-                        std::thread::spawn(move || sim.handle(req));
-                    }
-                }
-            })
-        })
-        .collect();
+    let addr = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let handler: Arc<http::Handler> = {
+        let sim = Arc::clone(&sim);
+        Arc::new(move |req| sim.handle(req))
+    };
+    let accepting = {
+        let (listener, stop) = (listener.try_clone()?, Arc::clone(&stop));
+        std::thread::spawn(move || http::serve(&listener, &stop, &handler))
+    };
     println!("http://{addr}/v1");
     std::io::stdout().flush().ok();
-    for w in workers {
-        w.join().ok();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    http::wake(&listener);
+    accepting.join().ok();
     let saved = sim.save();
     if let Some(devices) = sim.world.lock().expect("world lock").1.as_mut() {
         devices.release_all();
@@ -166,21 +156,14 @@ impl Sim {
         }
     }
 
-    fn handle(&self, mut req: tiny_http::Request) {
+    fn handle(&self, req: http::Request) -> http::Response {
         let started = Instant::now();
-        let method = req.method().as_str().to_string();
-        let url = req.url().to_string();
-        let (path, raw_query) = url.split_once('?').unwrap_or((&url, ""));
-        let mut body = String::new();
-        let read_ok = req.as_reader().read_to_string(&mut body).is_ok();
-        let auth = req
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().to_string());
-        self.hold(&method, path);
-        let answer = if read_ok {
-            self.answer(&method, path, raw_query, &body, auth.as_deref())
+        let method = req.method.as_str();
+        let (path, raw_query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+        let body = std::str::from_utf8(&req.body);
+        self.hold(method, path);
+        let answer = if let Ok(body) = body {
+            self.answer(method, path, raw_query, body, req.header("Authorization"))
         } else {
             error_answer(
                 SimError::new(400, ApiCode::JsonError, "request body is not UTF-8"),
@@ -197,7 +180,6 @@ impl Sim {
             Body::Empty => (Vec::new(), None),
             Body::Html(h) => (h.as_bytes().to_vec(), Some("text/html")),
         };
-        let mut response = tiny_http::Response::from_data(bytes).with_status_code(answer.status);
         let mut headers = vec![("X-Correlation-Id", correlation_id)];
         if let Some(ct) = content_type {
             headers.push(("Content-Type", ct.to_string()));
@@ -207,19 +189,17 @@ impl Sim {
             headers.push(("RateLimit-Remaining", b.remaining.to_string()));
             headers.push(("RateLimit-Reset", b.reset.to_string()));
         }
-        for (k, v) in headers {
-            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                response.add_header(h);
-            }
-        }
         // Logged before the answer leaves (or stalls), so whoever holds an
         // answer, or gave up waiting for it, also finds its request in the log.
-        self.log(&method, path, raw_query, &answer, started.elapsed());
+        self.log(method, path, raw_query, &answer, started.elapsed());
         if answer.fault == Some(Fault::Stall) {
             std::thread::sleep(Duration::from_millis(self.opts.stall_ms));
         }
-        // The client may have gone (a stalled answer); nothing to do then.
-        let _ = req.respond(response);
+        http::Response {
+            status: answer.status,
+            headers,
+            body: bytes,
+        }
     }
 
     /// With `--hold-dir DIR`: the first request for which DIR has a file
