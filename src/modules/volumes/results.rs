@@ -78,7 +78,7 @@ pub struct Totals {
 /// What PH3-02's host side checks of a host's volume.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    pub device: Option<String>,
+    pub device: String,
     pub size: u32,
 }
 
@@ -89,6 +89,7 @@ pub struct Results {
     pub totals: Totals,
     /// Why a host is not done, for the hosts that are not.
     pub not_ok: BTreeMap<String, String>,
+    /// The hosts whose volume has a device, and its device and size.
     pub checks: BTreeMap<String, Check>,
 }
 
@@ -129,12 +130,15 @@ impl Results {
             if let Some(msg) = refusal(host, desired.get(h).copied(), mode) {
                 not_ok.insert((*h).to_string(), msg);
             }
+            // A volume the API shows attached (a device path): the host side's.
             if let Some(Some(v)) = host.volume {
-                let check = Check {
-                    device: v.linux_device.clone(),
-                    size: v.size,
-                };
-                checks.insert((*h).to_string(), check);
+                if let Some(device) = &v.linux_device {
+                    let check = Check {
+                        device: device.clone(),
+                        size: v.size,
+                    };
+                    checks.insert((*h).to_string(), check);
+                }
             }
         }
         drop(hosts);
