@@ -367,3 +367,72 @@ fn totals(volumes: &[VolumeResult], hosts: &BTreeMap<&str, HostResult>) -> Total
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::desired::{Desired, State};
+
+    fn entry(host: &str, size: u32) -> Entry {
+        Entry {
+            host: host.into(),
+            kind: Kind::Volume,
+            desired: Desired {
+                name: Some(format!("kbv3-{host}-data")),
+                state: State::Present,
+                size: Some(size),
+                server: Some(host.into()),
+                ..Desired::default()
+            },
+        }
+    }
+
+    fn attached(host: &str, size: u32, device: Option<&str>) -> Outcome {
+        let mut o = Outcome::default();
+        o.volume = Some(VolumeView {
+            id: Some(1),
+            name: format!("kbv3-{host}-data"),
+            size,
+            location: "nbg1".into(),
+            server: Some(1),
+            server_name: Some(host.into()),
+            linux_device: device.map(str::to_string),
+            labels: Default::default(),
+            status: "available".into(),
+            format: None,
+            delete_protection: false,
+            created: None,
+        });
+        o
+    }
+
+    #[test]
+    fn the_host_side_gets_the_volumes_with_a_device_and_not_ok_the_others() {
+        let entries = [entry("a", 20), entry("b", 20), entry("c", 30)];
+        let outcomes = [
+            attached("a", 20, Some("/dev/disk/by-id/scsi-0HC_Volume_1")),
+            attached("b", 20, None),
+            attached("c", 20, Some("/dev/disk/by-id/scsi-0HC_Volume_3")),
+        ];
+        let r = Results::build(&entries, &outcomes, Mode::Apply, false);
+        let checks: Vec<(&str, &str, u32)> = r
+            .checks
+            .iter()
+            .map(|(h, c)| (h.as_str(), c.device.as_str(), c.size))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("a", "/dev/disk/by-id/scsi-0HC_Volume_1", 20),
+                ("c", "/dev/disk/by-id/scsi-0HC_Volume_3", 20)
+            ]
+        );
+        // c asked for 30 GB: not done, with what the API shows.
+        assert_eq!(r.not_ok.keys().collect::<Vec<_>>(), ["c"]);
+        assert!(r.not_ok["c"]
+            .contains("expected attached to c with 30 GB, the API shows 20 GB attached to c"));
+        // In check mode nothing is expected to be done yet.
+        let planned = Results::build(&entries, &outcomes, Mode::Check, false);
+        assert!(planned.not_ok.is_empty());
+    }
+}
