@@ -1,5 +1,6 @@
-//! Option shapes both modules share: the fields that say what a volume
-//! should be (declared once, by [`volume_options!`]) and their conversions.
+//! Option shapes both modules share, each declared once: the fields that
+//! say what a volume should be ([`volume_options!`]), those of the API
+//! connection ([`connection_options!`]), and their conversions.
 
 use serde::Deserializer;
 
@@ -74,6 +75,52 @@ macro_rules! volume_options {
     };
 }
 pub(crate) use volume_options;
+
+/// Appends the options of the API connection (`allow_insecure_http`,
+/// `api_token`, `api_endpoint`) to an options struct that has
+/// `wait_timeout` and `request_timeout`, and gives it `run_client()`. The
+/// struct is declared by `options!` (as written) or [`volume_options!`].
+macro_rules! connection_options {
+    ($declare:ident! { $(#[$attr:meta])* pub struct $name:ident { $($body:tt)* } }) => {
+        $crate::modules::options::$declare! {
+            $(#[$attr])*
+            pub struct $name {
+                $($body)*
+                /// Allow http:// to a host other than this machine (the token then crosses the network unencrypted).
+                #[serde(default, deserialize_with = "crate::ansible::convert::boolean")]
+                pub allow_insecure_http: bool,
+                /// API token; default the HCLOUD_TOKEN environment variable. Never printed.
+                #[serde(default, deserialize_with = "crate::ansible::convert::opt_string")]
+                pub api_token: Option<String>,
+                /// API endpoint; default HCLOUD_ENDPOINT, else https://api.hetzner.cloud/v1.
+                #[serde(default, deserialize_with = "crate::ansible::convert::opt_string")]
+                pub api_endpoint: Option<String>,
+            }
+        }
+
+        impl $name {
+            /// What the run's API client is made of, with room for
+            /// `in_flight` more requests at once.
+            pub fn run_client(&self, in_flight: u64) -> crate::ansible::client::RunClient {
+                crate::ansible::client::RunClient {
+                    token: self.api_token.clone(),
+                    endpoint: self.api_endpoint.clone(),
+                    allow_insecure_http: self.allow_insecure_http,
+                    wait_timeout: self.wait_timeout,
+                    request_timeout: self.request_timeout,
+                    in_flight,
+                }
+            }
+        }
+    };
+}
+pub(crate) use connection_options;
+
+/// Declares an options struct as written (for [`connection_options!`]).
+macro_rules! options {
+    ($($item:tt)*) => { $($item)* };
+}
+pub(crate) use options;
 
 /// A volume size in GB, within what Hetzner allows.
 ///

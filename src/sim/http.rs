@@ -68,7 +68,11 @@ pub fn serve(listener: &TcpListener, stop: &AtomicBool, handler: &Arc<Handler>) 
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let Ok(stream) = stream else { continue };
+        let Ok(stream) = stream else {
+            // Out of file descriptors, say: let connections close first.
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         let handler = Arc::clone(handler);
         thread::spawn(move || {
             // The connection ends on the first error: nothing to tell anyone.

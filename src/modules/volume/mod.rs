@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::ansible::args::{Invocation, Settings};
-use crate::ansible::client::RunClient;
 use crate::ansible::output::{add_invocation, Failed};
 use crate::hcloud::{Client, Environment};
 use crate::reconcile::desired::Desired;
@@ -40,16 +39,7 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         }
         None => desired,
     };
-    let client = match (RunClient {
-        token: p.api_token.clone(),
-        endpoint: p.api_endpoint.clone(),
-        allow_insecure_http: p.allow_insecure_http,
-        wait_timeout: p.wait_timeout,
-        request_timeout: p.request_timeout,
-        in_flight: 0,
-    })
-    .build(env)
-    {
+    let client = match p.run_client(0).build(env) {
         Ok(c) => c,
         Err(e) => return fail(Failed::invalid(e.to_string())),
     };

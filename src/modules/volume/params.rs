@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::ansible::args::{parse_as, Invocation};
 use crate::ansible::convert::{boolean, bounded, opt_id, opt_string};
-use crate::modules::options::{state, volume_options};
+use crate::modules::options::{connection_options, state};
 use crate::reconcile::desired::{Desired, Expect, State};
 
-volume_options! {
+connection_options! { volume_options! {
     /// The options of `kbv3_volume`.
     #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
     #[schemars(title = "kbv3_volume options")]
@@ -39,17 +39,8 @@ volume_options! {
         /// Seconds one request may take, answer included (1 to 3600; never past wait_timeout).
         #[serde(default = "default_request_timeout", deserialize_with = "bounded::<_, 1, 3_600>")]
         pub request_timeout: u64,
-        /// Allow http:// to a host other than this machine (the token then crosses the network unencrypted).
-        #[serde(default, deserialize_with = "boolean")]
-        pub allow_insecure_http: bool,
-        /// API token; default the HCLOUD_TOKEN environment variable. Never printed.
-        #[serde(default, deserialize_with = "opt_string")]
-        pub api_token: Option<String>,
-        /// API endpoint; default HCLOUD_ENDPOINT, else https://api.hetzner.cloud/v1.
-        #[serde(default, deserialize_with = "opt_string")]
-        pub api_endpoint: Option<String>,
     }
-}
+} }
 
 fn yes() -> bool {
     true

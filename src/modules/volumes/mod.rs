@@ -23,7 +23,6 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::ansible::args::{parse_as, Invocation, Settings};
-use crate::ansible::client::RunClient;
 use crate::ansible::output::{add_invocation, Failed};
 use crate::fleet::report;
 use crate::fleet::reviewed::ReviewedDiff;
@@ -67,17 +66,8 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         Err(r) => return fail(&inv, r),
     };
     let p = &inv.params;
-    let client = match (RunClient {
-        token: p.api_token.clone(),
-        endpoint: p.api_endpoint.clone(),
-        allow_insecure_http: p.allow_insecure_http,
-        wait_timeout: p.wait_timeout,
-        request_timeout: p.request_timeout,
-        // Keep room for every worker's request in flight.
-        in_flight: 2 * p.concurrency,
-    })
-    .build(env)
-    {
+    // Keep room for every worker's request in flight.
+    let client = match p.run_client(2 * p.concurrency).build(env) {
         Ok(c) => c,
         Err(e) => return fail(&inv, Refusal::new(Code::InvalidArgument, e.to_string())),
     };

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ansible::convert::{boolean, bounded, labels, opt_id, opt_string};
+use crate::ansible::convert::{bounded, labels, opt_id, opt_string};
 use crate::hcloud::types::Labels;
-use crate::modules::options::volume_options;
+use crate::modules::options::{connection_options, volume_options};
 use crate::reconcile::desired::{Desired, Expect, Format, State};
 
 volume_options! {
@@ -47,6 +47,7 @@ pub struct FleetVars {
     pub env: BTreeMap<String, String>,
 }
 
+connection_options! { options! {
 /// The options of `kbv3_volumes`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -86,15 +87,6 @@ pub struct VolumesParams {
         deserialize_with = "bounded::<_, 1, 3_600>"
     )]
     pub request_timeout: u64,
-    /// Allow http:// to a host other than this machine.
-    #[serde(default, deserialize_with = "boolean")]
-    pub allow_insecure_http: bool,
-    /// API token; default the HCLOUD_TOKEN environment variable. Never printed.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub api_token: Option<String>,
-    /// API endpoint; default HCLOUD_ENDPOINT, else https://api.hetzner.cloud/v1.
-    #[serde(default, deserialize_with = "opt_string")]
-    pub api_endpoint: Option<String>,
     /// The hosts of the play (`ansible_play_batch`): with `fleet`, their
     /// volumes and deletions come from the fleet files and the reviewed diff,
     /// instead of `volumes` and `deletions`.
@@ -111,6 +103,7 @@ pub struct VolumesParams {
     #[serde(default, deserialize_with = "labels")]
     pub labels: Option<Labels>,
 }
+} }
 
 fn default_concurrency() -> u64 {
     16
