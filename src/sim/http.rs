@@ -11,6 +11,7 @@
 //! bounded, and a malformed request is answered 400 and its connection
 //! closed.
 
+use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -249,10 +250,10 @@ fn wants_close(r: &Request, version: &str) -> bool {
 fn write_response(w: &mut impl Write, r: &Response, close: bool) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
     for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(head, "{k}: {v}\r\n");
     }
     if r.status != 204 && r.status >= 200 {
-        head.push_str(&format!("Content-Length: {}\r\n", r.body.len()));
+        let _ = write!(head, "Content-Length: {}\r\n", r.body.len());
     }
     if close {
         head.push_str("Connection: close\r\n");
