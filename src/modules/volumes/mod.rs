@@ -100,7 +100,7 @@ pub fn run(args: &Value, env: &Environment) -> Value {
         journal: done.journal.as_ref().map(|j| j.1.as_path()),
         diff: diffs,
         summary: summary::lines(results, &stats, mode, left_alone),
-        stale_messages: results.stale_messages(),
+        stale_messages: results.stale().map(|v| v.msg.as_str()).collect(),
         next: Next::after(&results.refused_deletions(), results.totals.stale > 0),
         api_requests: &stats,
     };

@@ -111,14 +111,8 @@ impl Results {
             .zip(outcomes)
             .map(|(e, o)| entry_result(e, o, mode, diff))
             .collect();
-        let mut r = Results {
-            volumes,
-            totals: Totals::default(),
-            not_ok: BTreeMap::new(),
-            checks: BTreeMap::new(),
-        };
-        let hosts = r.hosts();
-        let totals = totals(&r.volumes, &hosts);
+        let hosts = hosts_of(&volumes);
+        let totals = totals(&volumes, &hosts);
         // Each host's (first) desired volume, found once rather than per host.
         let mut desired: BTreeMap<&str, &Entry> = BTreeMap::new();
         for e in entries.iter().filter(|e| e.kind == Kind::Volume) {
@@ -141,30 +135,19 @@ impl Results {
                 }
             }
         }
-        drop(hosts);
-        r.totals = totals;
-        r.not_ok = not_ok;
-        r.checks = checks;
-        r
-    }
-
-    /// Each host's results, by host.
-    pub fn hosts(&self) -> BTreeMap<&str, HostResult<'_>> {
-        let mut by_host: BTreeMap<&str, Vec<&VolumeResult>> = BTreeMap::new();
-        for v in &self.volumes {
-            by_host.entry(v.host.as_str()).or_default().push(v);
+        Results {
+            volumes,
+            totals,
+            not_ok,
+            checks,
         }
-        by_host
-            .into_iter()
-            .map(|(h, vs)| (h, host_result(vs)))
-            .collect()
     }
 
     /// The results as printed.
     pub fn printed(&self) -> Printed<'_> {
         Printed {
             volumes: &self.volumes,
-            hosts: self.hosts(),
+            hosts: hosts_of(&self.volumes),
             checks: &self.checks,
             not_ok: &self.not_ok,
             totals: &self.totals,
@@ -176,22 +159,9 @@ impl Results {
         self.volumes.iter().any(|v| v.changed)
     }
 
-    /// The names of the volumes left alone as stale.
-    pub fn stale_names(&self) -> Vec<&str> {
-        self.volumes
-            .iter()
-            .filter(|v| v.stale)
-            .map(|v| v.name.as_str())
-            .collect()
-    }
-
-    /// Why each stale volume was left alone.
-    pub fn stale_messages(&self) -> Vec<&str> {
-        self.volumes
-            .iter()
-            .filter(|v| v.stale)
-            .map(|v| v.msg.as_str())
-            .collect()
+    /// The volumes left alone because they changed since the review.
+    pub fn stale(&self) -> impl Iterator<Item = &VolumeResult> {
+        self.volumes.iter().filter(|v| v.stale)
     }
 
     /// The failure codes of the deletions that were refused or failed.
@@ -304,6 +274,18 @@ fn entry_result(e: &Entry, o: &Outcome, mode: Mode, diff: bool) -> VolumeResult 
         failure: o.failure.as_ref().map(|f| f.details()),
         diff,
     }
+}
+
+/// Each host's results, by host.
+fn hosts_of(volumes: &[VolumeResult]) -> BTreeMap<&str, HostResult<'_>> {
+    let mut by_host: BTreeMap<&str, Vec<&VolumeResult>> = BTreeMap::new();
+    for v in volumes {
+        by_host.entry(v.host.as_str()).or_default().push(v);
+    }
+    by_host
+        .into_iter()
+        .map(|(h, vs)| (h, host_result(vs)))
+        .collect()
 }
 
 fn host_result(vs: Vec<&VolumeResult>) -> HostResult<'_> {

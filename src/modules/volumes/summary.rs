@@ -17,7 +17,7 @@ pub fn lines(r: &Results, stats: &Stats, mode: Mode, left_alone: usize) -> Vec<S
     } else {
         ("", "ed", "d")
     };
-    let stale = r.stale_names();
+    let stale: Vec<&str> = r.stale().map(|v| v.name.as_str()).collect();
     let refused: Vec<&str> = r
         .refused_deletions()
         .into_iter()
